@@ -1,0 +1,15 @@
+"""Pyro guides of pyro_mm (installed as ``pyro_mm.guides``), one posterior family per file."""
+
+from .experts import ExpertsGuide
+from .product_of_experts import ProductOfExpertsGuide
+from .subset_mixture import MixtureOfExpertsGuide, MixtureOfProductsGuide, SubsetMixtureGuide
+from .unimodal import UnimodalGuide
+
+__all__ = [
+    "ExpertsGuide",
+    "MixtureOfExpertsGuide",
+    "MixtureOfProductsGuide",
+    "ProductOfExpertsGuide",
+    "SubsetMixtureGuide",
+    "UnimodalGuide",
+]

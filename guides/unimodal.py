@@ -1,0 +1,33 @@
+"""The unimodal VAE guide q_φ(z | x_m): one encoder, a diagonal Normal (the baseline of the
+generative-quality gap)."""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+from pyro.nn import PyroModule
+
+from pyro_mm.batch import check_batch
+from pyro_mm.modality import Modality, apply_flat
+
+__all__ = ["UnimodalGuide"]
+
+
+class UnimodalGuide(PyroModule):
+    """q_φ(z | x_m) for a single modality; use it with ``SharedLatentModel([modality], z_dim)``."""
+
+    def __init__(self, modality: Modality, latent: str = "z"):
+        super().__init__()
+        self.modality = modality
+        self.latent = latent
+        self.encoder = modality.encoder
+
+    def posterior(self, batch) -> dist.Distribution:
+        check_batch(batch, (self.modality.name,), type(self).__name__)
+        loc, scale = apply_flat(self.encoder, batch[self.modality.name], self.modality.event_dim)
+        return dist.Normal(loc, scale).to_event(1)
+
+    def forward(self, batch):
+        posterior = self.posterior(batch)
+        with pyro.plate("data", batch.batch_size, dim=-1):
+            return pyro.sample(self.latent, posterior)

@@ -1,0 +1,5 @@
+"""Pyro models of pyro_mm (installed as ``pyro_mm.models``), one generative structure per file."""
+
+from .shared_latent import SharedLatentModel
+
+__all__ = ["SharedLatentModel"]

@@ -1,0 +1,1 @@
+"""Offline multimodal data sets built from real digits, photographs and fonts."""

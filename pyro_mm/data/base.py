@@ -1,0 +1,162 @@
+"""The common base of every data set: in-memory tensors handed out as multimodal items.
+
+A :class:`MultimodalDataset` holds, per modality, a *store* of ``uint8`` samples
+``[K, *event_shape]`` and a row index ``[N]`` into that store (so a modality shared by several
+tuples, like the MNIST side of MNIST-SynDigits, is kept once). Item ``i`` is
+
+``{"data": {name: tensor}, "mask": bool [M], "label": int}``
+
+with images as ``float32`` in ``[0, 1]`` (Bernoulli likelihood) and text as ``int64`` token ids
+(categorical likelihood), as :func:`pyro_mm.batch.collate_multimodal` expects. A modality that
+the observation mask hides is returned as zeros, so the hidden half of an unpaired sample never
+leaves the data set.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Dict, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pyro_mm.batch import collate_multimodal
+
+__all__ = ["LIKELIHOODS", "SPLITS", "MultimodalDataset", "split_id", "make_rng", "check_size", "to_tensors"]
+
+LIKELIHOODS = ("bernoulli", "categorical")
+SPLITS = ("train", "test")
+
+
+def split_id(split: str) -> int:
+    """Index of ``split`` in :data:`SPLITS` (used to derive per-split random streams)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    return SPLITS.index(split)
+
+
+def make_rng(seed: int, split: str, tag: str) -> np.random.Generator:
+    """The random stream of data set ``tag``, split ``split``, seed ``seed`` (independent streams)."""
+    return np.random.default_rng([int(seed), split_id(split), int.from_bytes(tag.encode(), "little")])
+
+
+def check_size(size: Optional[int], available: int, what: str) -> int:
+    """``size`` or ``available`` when ``size`` is ``None``; a clear error when out of range."""
+    if size is None:
+        return available
+    size = int(size)
+    if not 1 <= size <= available:
+        raise ValueError(f"{what}: size must be between 1 and {available}, got {size}")
+    return size
+
+
+class MultimodalDataset(Dataset):
+    """In-memory multimodal data set with per-sample observation masks.
+
+    :param dict stores: modality name -> ``uint8`` tensor ``[K, *event_shape]`` (the order fixes
+        :attr:`names` and the mask columns).
+    :param dict likelihoods: modality name -> ``"bernoulli"`` (stored as ``0..255``, returned as
+        float in ``[0, 1]``) or ``"categorical"`` (stored token ids, returned as ``int64``).
+    :param labels: ``[N]`` integer class labels.
+    :param dict rows: optional modality name -> ``[N]`` index into that modality's store
+        (identity when absent).
+    :param observation: ``None`` (all observed), a boolean ``[N, M]`` tensor, or an object with a
+        ``masks(n, num_modalities)`` method such as
+        :class:`~pyro_mm.data.observation.PairedFraction` or
+        :class:`~pyro_mm.data.observation.MissingAtRandom`.
+    """
+
+    def __init__(
+        self,
+        stores: Mapping[str, torch.Tensor],
+        likelihoods: Mapping[str, str],
+        labels: torch.Tensor,
+        rows: Optional[Mapping[str, torch.Tensor]] = None,
+        observation=None,
+    ):
+        self.names: Tuple[str, ...] = tuple(stores)
+        self._stores: Dict[str, torch.Tensor] = dict(stores)
+        self.labels: torch.Tensor = torch.as_tensor(labels, dtype=torch.long)
+        n = len(self.labels)
+        rows = dict(rows or {})
+        self._rows: Dict[str, torch.Tensor] = {}
+        for name in self.names:
+            if likelihoods[name] not in LIKELIHOODS:
+                raise ValueError(
+                    f"modality {name!r}: unknown likelihood {likelihoods[name]!r}; "
+                    f"choose one of {list(LIKELIHOODS)}"
+                )
+            index = rows.get(name)
+            index = torch.arange(n) if index is None else torch.as_tensor(index, dtype=torch.long)
+            if index.shape != (n,) or (n and int(index.max()) >= len(self._stores[name])):
+                raise ValueError(f"modality {name!r}: row index does not fit its store")
+            self._rows[name] = index
+        self.likelihoods: Dict[str, str] = {n_: likelihoods[n_] for n_ in self.names}
+        self.event_shapes: Dict[str, Tuple[int, ...]] = {
+            n_: tuple(self._stores[n_].shape[1:]) for n_ in self.names
+        }
+        self.masks: torch.Tensor = self._make_masks(observation)
+
+    # --- observation --------------------------------------------------------------------------
+    def _make_masks(self, observation) -> torch.Tensor:
+        n, m = len(self), len(self.names)
+        if observation is None:
+            return torch.ones(n, m, dtype=torch.bool)
+        masks = observation if torch.is_tensor(observation) else observation.masks(n, m)
+        masks = torch.as_tensor(masks)
+        if masks.dtype != torch.bool or tuple(masks.shape) != (n, m):
+            raise ValueError(
+                f"observation mask must be a boolean tensor of shape [{n}, {m}] for modalities "
+                f"{list(self.names)}, got {masks.dtype} {tuple(masks.shape)}"
+            )
+        if not masks.any(1).all():
+            raise ValueError("observation mask has rows with no observed modality")
+        return masks.clone()
+
+    def with_observation(self, observation) -> "MultimodalDataset":
+        """The same samples (tensors shared, not copied) under another observation mask."""
+        other = copy.copy(self)
+        other.masks = self._make_masks(observation)
+        return other
+
+    # --- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def modality(self, name: str, index) -> torch.Tensor:
+        """Samples ``index`` of modality ``name`` as the model sees them (ignores the mask)."""
+        x = self._stores[name][self._rows[name][index]]
+        if self.likelihoods[name] == "bernoulli":
+            return x.to(torch.float32).div_(255.0)
+        return x.to(torch.long)
+
+    def __getitem__(self, i: int) -> dict:
+        data = {}
+        for j, name in enumerate(self.names):
+            x = self.modality(name, i)
+            data[name] = x if self.masks[i, j] else torch.zeros_like(x)
+        return {"data": data, "mask": self.masks[i], "label": int(self.labels[i])}
+
+    def loader(self, batch_size: int, shuffle: bool = True, seed: int = 0, **kwargs) -> DataLoader:
+        """A ``DataLoader`` of :class:`~pyro_mm.batch.MultimodalBatch` (shuffled with ``seed``)."""
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            self,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=collate_multimodal,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}: {self.event_shapes[n]}" for n in self.names)
+        observed = self.masks.float().mean(0).tolist()
+        frac = ", ".join(f"{n}: {f:.2f}" for n, f in zip(self.names, observed))
+        return f"{type(self).__name__}(n={len(self)}; {shapes}; observed fraction {frac})"
+
+
+def to_tensors(arrays: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:
+    """``torch.from_numpy`` of every array (shares memory)."""
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}

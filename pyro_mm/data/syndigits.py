@@ -1,0 +1,176 @@
+"""SynDigits and MNIST-SynDigits: printed house-number-like digits paired with MNIST.
+
+SynDigits is an offline stand-in for SVHN: ``3x32x32`` colour crops of a printed digit. Each
+image takes a digit glyph from a real font (:mod:`pyro_mm.data.fonts`) and, in bulk with
+``grid_sample``, applies a random size (16-26 px digit height), width stretch, rotation
+(+-12 degrees) and sub-cell shift; with probability 0.6 per side, a flanking distractor digit of
+the same font at one advance's distance (cut by the border, as in SVHN crops); a background
+colour modulated by a random crop of a grey texture photograph and a linear illumination
+gradient; a foreground colour kept at a luminance contrast from the background; a Gaussian blur
+(sigma 0-1.2 px) and pixel noise.
+
+MNIST-SynDigits follows the MNIST-SVHN protocol: a SynDigits pool with the same class counts as
+the chosen MNIST images is generated, and every MNIST image is paired with ``pairings``
+(default 5) SynDigits images of its class (one random in-class permutation per round, so every
+SynDigits image is used ``pairings`` times too). Modalities: ``"mnist"`` ``1x28x28`` (the
+MNIST images, stored once) and ``"syndigits"`` ``3x32x32``; they share only the label.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+import skimage.data
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, to_tensors
+from pyro_mm.data.cache import cache_file, cached_arrays
+from pyro_mm.data.fonts import GLYPH_SIZE, glyph_pool
+from pyro_mm.data.mnist import mnist_split
+
+__all__ = ["SIDE", "texture_pool", "render_syndigits", "MNISTSynDigits"]
+
+VERSION = 1
+SIDE = 32
+CHUNK = 5000
+TEXTURE_SIDE = 256
+_TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "coffee", "chelsea", "astronaut")
+
+
+def texture_pool() -> np.ndarray:
+    """Grey texture photographs from scikit-image, ``float32`` ``[T, 256, 256]`` in ``[0, 1]``."""
+    out = []
+    for name in _TEXTURES:
+        img = getattr(skimage.data, name)()
+        if img.ndim == 3:
+            img = np.asarray(Image.fromarray(img).convert("L"))
+        img = Image.fromarray(img).resize((TEXTURE_SIDE, TEXTURE_SIDE), Image.BILINEAR)
+        out.append(np.asarray(img, dtype=np.float32) / 255)
+    return np.stack(out)
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _blur(images: torch.Tensor, sigma: np.ndarray) -> torch.Tensor:
+    """Separable Gaussian blur of ``[B, 3, H, W]`` with one ``sigma`` per image (grouped conv)."""
+    b, c, h, w = images.shape
+    x = torch.arange(-2, 3, dtype=torch.float32)
+    s = torch.from_numpy(np.maximum(sigma, 1e-3)).float()[:, None]
+    k = torch.exp(-0.5 * (x / s) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [B*3, 5]
+    flat = F.pad(images.reshape(1, b * c, h, w), (2, 2, 2, 2), mode="replicate")
+    flat = F.conv2d(flat, k[:, None, :, None], groups=b * c)
+    flat = F.conv2d(flat, k[:, None, None, :], groups=b * c)
+    return flat.reshape(b, c, h, w)
+
+
+def _render_chunk(
+    digits: np.ndarray,
+    glyphs: torch.Tensor,
+    advances: np.ndarray,
+    ink_height: np.ndarray,
+    textures: np.ndarray,
+    rng: np.random.Generator,
+) -> Dict[str, np.ndarray]:
+    """Render one chunk of SynDigits images of the given ``digits`` (see the module docstring)."""
+    n = len(digits)
+    num_fonts = glyphs.shape[0]
+    font = rng.integers(0, num_fonts, n)
+    height = rng.uniform(16, 26, n)
+    stretch = rng.uniform(0.8, 1.2, n)
+    angle = np.deg2rad(rng.uniform(-12, 12, n))
+    shift = rng.uniform(-2, 2, (n, 2)) / (SIDE / 2)
+    left, right = rng.integers(0, 10, n), rng.integers(0, 10, n)
+    has_left, has_right = rng.random(n) < 0.6, rng.random(n) < 0.6
+    gap = rng.uniform(0.02, 0.25, n)
+
+    # output -> glyph-canvas coordinates (grid units: half the side of each image), so that the
+    # font's digit height (ink_height pixels of the glyph canvas) spans `height` output pixels:
+    # A = scale diag(1 / stretch, 1) R(-angle), scale = (ink / 32) / (height / 16)
+    scale = (ink_height[font] / (GLYPH_SIZE / 2)) / (height / (SIDE / 2))
+    cos, sin = np.cos(angle), np.sin(angle)
+    a = np.stack([[cos / stretch, sin / stretch], [-sin, cos]], 0).transpose(2, 0, 1) * scale[:, None, None]
+    t = -np.einsum("bij,bj->bi", a, shift)
+    # the affine sampling grid (as F.affine_grid with align_corners=False, computed directly)
+    centres = (np.arange(SIDE, dtype=np.float32) * 2 + 1) / SIDE - 1
+    base = np.stack(np.meshgrid(centres, centres, indexing="xy"), -1)  # [H, W, (x, y)]
+    grid = np.einsum("bij,hwj->bhwi", a.astype(np.float32), base) + t[:, None, None, :]
+    grid = torch.from_numpy(grid.astype(np.float32))
+    step = torch.from_numpy(advances[font] / (GLYPH_SIZE / 2) + gap).float()[:, None, None]
+    font_t = torch.from_numpy(font)
+
+    def sample(digit, offset):
+        g = grid.clone()
+        g[..., 0] += offset
+        return F.grid_sample(glyphs[font_t, torch.from_numpy(digit)][:, None], g, align_corners=False)
+
+    alpha = sample(digits, 0.0)
+    alpha = alpha + sample(left, step) * torch.from_numpy(has_left).float()[:, None, None, None]
+    alpha = alpha + sample(right, -step) * torch.from_numpy(has_right).float()[:, None, None, None]
+    alpha = alpha.clamp_(0, 1)
+
+    bg = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+    fg = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+    low = np.abs(_luminance(fg) - _luminance(bg)) < 0.3
+    dark_bg = _luminance(bg) < 0.5
+    fg[low & dark_bg] = 1 - 0.3 * (1 - fg[low & dark_bg])
+    fg[low & ~dark_bg] = 0.3 * fg[low & ~dark_bg]
+
+    tex_id = rng.integers(0, len(textures), n)
+    corner = rng.integers(0, TEXTURE_SIDE - SIDE + 1, (n, 2))
+    rows = corner[:, 0, None] + np.arange(SIDE)
+    cols = corner[:, 1, None] + np.arange(SIDE)
+    tex = textures[tex_id[:, None, None], rows[:, :, None], cols[:, None, :]]
+    tex = (tex - tex.mean((1, 2), keepdims=True)) * rng.uniform(0.1, 0.6, (n, 1, 1)).astype(np.float32)
+    ramp = np.linspace(-0.5, 0.5, SIDE, dtype=np.float32)
+    slope = rng.uniform(-0.3, 0.3, (n, 2)).astype(np.float32)
+    light = 1 + slope[:, 0, None, None] * ramp[:, None] + slope[:, 1, None, None] * ramp[None, :]
+    background = (bg[:, :, None, None] + tex[:, None]) * light[:, None]
+    foreground = fg[:, :, None, None] * light[:, None]
+
+    image = torch.from_numpy(background) * (1 - alpha) + torch.from_numpy(foreground) * alpha
+    sigma = rng.uniform(0, 1.2, n)
+    image = _blur(image, sigma)
+    image = image + torch.from_numpy(rng.normal(0, 1, image.shape).astype(np.float32)) * torch.from_numpy(
+        rng.uniform(0, 0.04, (n, 1, 1, 1)).astype(np.float32)
+    )
+    pixels = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8).numpy()
+    return {"images": pixels, "font": font}
+
+
+def _ink_height(glyphs: np.ndarray) -> np.ndarray:
+    """Median height in pixels of the inked box of each font's ten digits, ``[F]``."""
+    rows = glyphs.max(3) > 0.2  # [F, 10, 64]
+    first = rows.argmax(2)
+    last = rows.shape[2] - 1 - rows[:, :, ::-1].argmax(2)
+    return np.median(last - first + 1, axis=1).astype(np.float64)
+
+
+def render_syndigits(
+    labels: np.ndarray, rng: np.random.Generator, desc: str = "SynDigits"
+) -> Dict[str, np.ndarray]:
+    """Render one SynDigits image per entry of ``labels``.
+
+    Returns ``images`` ``uint8 [n, 3, 32, 32]``, ``font`` ``[n]`` (index into ``fonts``) and
+    ``fonts`` (the font file names used).
+    """
+    glyphs, advances, fonts = glyph_pool()
+    ink = _ink_height(glyphs)
+    glyphs_t = torch.from_numpy(glyphs)
+    textures = texture_pool()
+    n = len(labels)
+    images = np.empty((n, 3, SIDE, SIDE), dtype=np.uint8)
+    font = np.empty(n, dtype=np.int64)
+    with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
+        for start in range(0, n, CHUNK):
+            part = slice(start, min(start + CHUNK, n))
+            out = _render_chunk(labels[part], glyphs_t, advances, ink, textures, rng)
+            images[part], font[part] = out["images"], out["font"]
+            bar.update(part.stop - part.start)
+    return {"images": images, "font": font, "fonts": np.asarray(fonts)}

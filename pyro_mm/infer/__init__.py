@@ -1,0 +1,8 @@
+"""ELBOs of pyro_mm: one objective per file, each a :class:`pyro.infer.Trace_ELBO`."""
+
+from .stratified_elbo import StratifiedELBO
+from .stratify_messenger import StratifyMessenger
+from .trace_mixture_elbo import TraceMixture_ELBO
+from .trace_mvae_elbo import TraceMVAE_ELBO
+
+__all__ = ["StratifiedELBO", "StratifyMessenger", "TraceMixture_ELBO", "TraceMVAE_ELBO"]

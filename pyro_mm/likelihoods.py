@@ -1,0 +1,146 @@
+"""Observation likelihoods p_θ(x_m | z): decoder outputs -> Pyro distributions.
+
+A likelihood turns the decoder's output for a modality into a distribution whose event shape is
+the modality's event shape, so that ``log_prob`` sums over pixels (or tokens) and keeps one value
+per sample. Learnable scales are ``nn.Parameter`` s of the likelihood module, trained with the
+decoder.
+
+=============  ==============================  =============================================
+family         decoder output                  distribution
+=============  ==============================  =============================================
+Bernoulli      logits ``[..., *event]``        Bernoulli(logits); data in [0, 1] (intensities
+                                               are allowed, as in the MMVAE/MoPoE references)
+Normal         loc ``[..., *event]``           Normal(loc, σ), σ fixed or learned
+Laplace        loc ``[..., *event]``           Laplace(loc, b), b fixed or learned
+Categorical    logits ``[..., L, V]``          Categorical over V tokens at each of L positions
+=============  ==============================  =============================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+__all__ = ["Likelihood", "Bernoulli", "Normal", "Laplace", "Categorical", "make_likelihood"]
+
+
+class Likelihood(nn.Module):
+    """Base class: ``likelihood(params, event_dim)`` returns a distribution with ``event_dim``
+    event dimensions. Subclasses say what data they accept in :meth:`check_data`."""
+
+    #: dtype family of the data: "float" or "long"
+    data_kind = "float"
+
+    def param_shape(self, event_shape: Tuple[int, ...]) -> Tuple[int, ...]:
+        """Shape of the decoder output for one sample."""
+        return tuple(event_shape)
+
+    def check_data(self, name: str, x: torch.Tensor, observed: torch.Tensor) -> None:
+        """Raise a clear error when observed entries of ``x`` are not valid data."""
+        if not x.is_floating_point():
+            raise TypeError(
+                f"modality {name!r}: {type(self).__name__} likelihood needs floating-point data, "
+                f"got {x.dtype}"
+            )
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli likelihood on logits (binary data or intensities in [0, 1])."""
+
+    def forward(self, logits: torch.Tensor, event_dim: int):
+        # validate_args=False admits intensities in [0, 1] (the usual BCE reconstruction).
+        return dist.Bernoulli(logits=logits, validate_args=False).to_event(event_dim)
+
+    def check_data(self, name, x, observed):
+        super().check_data(name, x, observed)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        outside = ((x < 0) | (x > 1)) & observed.reshape(shape)
+        if outside.any():
+            raise ValueError(f"modality {name!r}: Bernoulli data must lie in [0, 1]")
+
+
+class _LocationScale(Likelihood):
+    family = None
+
+    def __init__(self, scale: float = 1.0, learn_scale: bool = False):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"{type(self).__name__}: scale must be positive, got {scale}")
+        if learn_scale:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+        else:  # kept in float64 so that a later .double() loses nothing
+            self.register_buffer("log_scale", torch.tensor(math.log(scale), dtype=torch.float64))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    def forward(self, loc: torch.Tensor, event_dim: int):
+        return self.family(loc, self.log_scale.exp().to(loc.dtype)).to_event(event_dim)
+
+    def extra_repr(self) -> str:
+        learned = isinstance(self.log_scale, nn.Parameter)
+        return f"scale={self.scale.item():.4g}, learn_scale={learned}"
+
+
+class Normal(_LocationScale):
+    """Gaussian likelihood N(loc, σ²) with σ fixed or learned (one scalar per modality)."""
+
+    family = dist.Normal
+
+
+class Laplace(_LocationScale):
+    """Laplace likelihood with scale fixed or learned (one scalar per modality)."""
+
+    family = dist.Laplace
+
+
+class Categorical(Likelihood):
+    """Categorical likelihood over token sequences: data ``[L]`` of ids in ``[0, V)``,
+    decoder output ``[L, V]`` logits."""
+
+    data_kind = "long"
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        if vocab_size < 2:
+            raise ValueError(f"Categorical: vocab_size must be at least 2, got {vocab_size}")
+        self.vocab_size = int(vocab_size)
+
+    def param_shape(self, event_shape):
+        return tuple(event_shape) + (self.vocab_size,)
+
+    def forward(self, logits: torch.Tensor, event_dim: int):
+        return dist.Categorical(logits=logits).to_event(event_dim)
+
+    def check_data(self, name, x, observed):
+        if x.dtype != torch.long:
+            raise TypeError(f"modality {name!r}: Categorical data must be int64 token ids, got {x.dtype}")
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        outside = ((x < 0) | (x >= self.vocab_size)) & observed.reshape(shape)
+        if outside.any():
+            raise ValueError(
+                f"modality {name!r}: token ids must lie in [0, {self.vocab_size}), "
+                f"got values in [{int(x.min())}, {int(x.max())}]"
+            )
+
+    def extra_repr(self) -> str:
+        return f"vocab_size={self.vocab_size}"
+
+
+def make_likelihood(spec) -> Likelihood:
+    """A :class:`Likelihood` from an instance or one of the names
+    ``"bernoulli"``, ``"normal"``, ``"laplace"``."""
+    if isinstance(spec, Likelihood):
+        return spec
+    table = {"bernoulli": Bernoulli, "normal": Normal, "laplace": Laplace}
+    if isinstance(spec, str) and spec.lower() in table:
+        return table[spec.lower()]()
+    raise ValueError(
+        f"unknown likelihood {spec!r}: pass a pyro_mm.likelihoods.Likelihood or one of {sorted(table)}"
+        " (Categorical needs a vocabulary size: Categorical(vocab_size))"
+    )

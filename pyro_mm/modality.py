@@ -1,0 +1,110 @@
+"""Modality specifications: what a modality is and how its networks are called.
+
+A :class:`Modality` names a modality and binds four things:
+
+* ``encoder``: an ``nn.Module`` mapping ``x [N, *event_shape]`` to ``(loc, scale)`` of the
+  unimodal expert q_φ(z | x_m), both ``[N, z_dim]``, ``scale > 0``;
+* ``decoder``: an ``nn.Module`` mapping ``z [N, z_dim]`` to the likelihood's parameters
+  ``[N, *likelihood.param_shape(event_shape)]``;
+* ``likelihood``: a :class:`~pyro_mm.likelihoods.Likelihood` (Bernoulli, Normal, Laplace with
+  fixed or learned scale, Categorical over token sequences);
+* ``likelihood_scale``: a constant that multiplies log p_θ(x_m | z) (likelihood rescaling, e.g.
+  to balance a 3×32×32 image against a 28×28 one as in MMVAE's MNIST–SVHN setup).
+
+Encoders and decoders are ordinary modules that a user may replace; they see flat batches, and
+:func:`apply_flat` folds any leading (particle, stratum) dimensions into the batch dimension.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .likelihoods import Likelihood, make_likelihood
+
+__all__ = ["Modality", "apply_flat", "check_modalities"]
+
+
+def apply_flat(net: nn.Module, x: torch.Tensor, event_dims: int):
+    """Call ``net`` on ``x [*lead, *event]`` as one flat batch ``[prod(lead), *event]`` and
+    restore the leading dimensions on every output tensor."""
+    lead = x.shape[: x.dim() - event_dims]
+    flat = x.reshape((-1,) + x.shape[x.dim() - event_dims:])
+    out = net(flat)
+    if isinstance(out, (tuple, list)):
+        return type(out)(o.reshape(lead + o.shape[1:]) for o in out)
+    return out.reshape(lead + out.shape[1:])
+
+
+class Modality:
+    """Specification of one modality.
+
+    :param str name: the modality's name; it is also the name of its likelihood site in the
+        models, so it must be a non-empty string other than the latent site names.
+    :param event_shape: shape of one observation, e.g. ``(1, 28, 28)`` or ``(L,)`` for tokens.
+    :param nn.Module encoder: ``x -> (loc, scale)``.
+    :param nn.Module decoder: ``z -> likelihood parameters``.
+    :param likelihood: a :class:`~pyro_mm.likelihoods.Likelihood` or ``"bernoulli"``,
+        ``"normal"``, ``"laplace"``.
+    :param float likelihood_scale: multiplies log p(x_m | z) in every objective.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        event_shape: Sequence[int],
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Union[str, Likelihood] = "bernoulli",
+        likelihood_scale: float = 1.0,
+    ):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a modality needs a non-empty string name, got {name!r}")
+        if not isinstance(encoder, nn.Module) or not isinstance(decoder, nn.Module):
+            raise TypeError(f"modality {name!r}: encoder and decoder must be torch.nn.Module s")
+        if not likelihood_scale > 0:
+            raise ValueError(f"modality {name!r}: likelihood_scale must be positive")
+        self.name = name
+        self.event_shape: Tuple[int, ...] = tuple(int(s) for s in event_shape)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = make_likelihood(likelihood)
+        self.likelihood_scale = float(likelihood_scale)
+
+    @property
+    def event_dim(self) -> int:
+        return len(self.event_shape)
+
+    def check_data(self, x: torch.Tensor, observed: torch.Tensor) -> None:
+        """Raise a clear error when ``x`` is not a batch of this modality's observations."""
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(
+                f"modality {self.name!r}: expected shape [batch, {', '.join(map(str, self.event_shape))}]"
+                f", got {list(x.shape)}"
+            )
+        self.likelihood.check_data(self.name, x, observed)
+
+    def __repr__(self) -> str:
+        return (
+            f"Modality({self.name!r}, event_shape={self.event_shape}, "
+            f"likelihood={self.likelihood!r}, likelihood_scale={self.likelihood_scale})"
+        )
+
+
+def check_modalities(modalities: Sequence[Modality], reserved: Sequence[str] = ("z",)):
+    """Validate a list of modalities (unique names, none reserved) and return it as a tuple."""
+    modalities = tuple(modalities)
+    if not modalities:
+        raise ValueError("at least one modality is needed")
+    for m in modalities:
+        if not isinstance(m, Modality):
+            raise TypeError(f"expected pyro_mm.Modality objects, got {type(m).__name__}")
+    names = [m.name for m in modalities]
+    if len(set(names)) != len(names):
+        raise ValueError(f"modality names must be unique, got {names}")
+    clash = sorted(set(names) & set(reserved))
+    if clash:
+        raise ValueError(f"modality names {clash} clash with latent site names {list(reserved)}")
+    return modalities
