@@ -177,7 +177,7 @@ class LinearGaussianModel:
                 raise TypeError(f"modality {m.name!r} is not linear-Gaussian")
             A.append(m.decoder.linear.weight.detach().double())
             b.append(m.decoder.linear.bias.detach().double())
-            sigma.append(float(m.likelihood.scale))
+            sigma.append(float(m.likelihood.scale.detach()))
         return cls(A, b, sigma, [m.name for m in modalities])
 
 

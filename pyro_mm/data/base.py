@@ -23,7 +23,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from pyro_mm.batch import collate_multimodal
 
-__all__ = ["LIKELIHOODS", "SPLITS", "MultimodalDataset", "split_id", "make_rng", "check_size", "to_tensors"]
+__all__ = [
+    "LIKELIHOODS",
+    "SPLITS",
+    "MultimodalDataset",
+    "split_id",
+    "make_rng",
+    "check_size",
+    "to_tensors",
+]
 
 LIKELIHOODS = ("bernoulli", "categorical")
 SPLITS = ("train", "test")
@@ -37,8 +45,12 @@ def split_id(split: str) -> int:
 
 
 def make_rng(seed: int, split: str, tag: str) -> np.random.Generator:
-    """The random stream of data set ``tag``, split ``split``, seed ``seed`` (independent streams)."""
-    return np.random.default_rng([int(seed), split_id(split), int.from_bytes(tag.encode(), "little")])
+    """The random stream of data set ``tag``, split ``split``, seed ``seed``.
+
+    Different tags, splits or seeds give independent streams.
+    """
+    tag_id = int.from_bytes(tag.encode(), "little")
+    return np.random.default_rng([int(seed), split_id(split), tag_id])
 
 
 def check_size(size: Optional[int], available: int, what: str) -> int:

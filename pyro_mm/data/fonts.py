@@ -67,7 +67,8 @@ def _templates(glyphs: np.ndarray) -> np.ndarray:
         ys, xs = np.nonzero(g > 0.2)
         if len(ys) == 0:
             return None
-        box = Image.fromarray((g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] * 255).astype(np.uint8))
+        ink = g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        box = Image.fromarray((ink * 255).astype(np.uint8))
         t = np.asarray(box.resize((_TEMPLATE, _TEMPLATE), Image.BILINEAR), dtype=np.float32).ravel()
         t = t - t.mean()
         norm = np.linalg.norm(t)

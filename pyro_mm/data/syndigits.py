@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
-from pyro_mm.data.fonts import GLYPH_SIZE, glyph_pool
+from pyro_mm.data.fonts import GLYPH_SIZE, glyph_pool, usable_fonts
 from pyro_mm.data.mnist import mnist_split
 
 __all__ = ["SIDE", "texture_pool", "render_syndigits", "MNISTSynDigits"]
@@ -38,7 +38,9 @@ VERSION = 1
 SIDE = 32
 CHUNK = 5000
 TEXTURE_SIDE = 256
-_TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "coffee", "chelsea", "astronaut")
+_TEXTURES = (
+    "brick", "grass", "gravel", "camera", "moon", "coins", "coffee", "chelsea", "astronaut",
+)
 
 
 def texture_pool() -> np.ndarray:
@@ -95,7 +97,8 @@ def _render_chunk(
     # A = scale diag(1 / stretch, 1) R(-angle), scale = (ink / 32) / (height / 16)
     scale = (ink_height[font] / (GLYPH_SIZE / 2)) / (height / (SIDE / 2))
     cos, sin = np.cos(angle), np.sin(angle)
-    a = np.stack([[cos / stretch, sin / stretch], [-sin, cos]], 0).transpose(2, 0, 1) * scale[:, None, None]
+    a = np.stack([[cos / stretch, sin / stretch], [-sin, cos]], 0).transpose(2, 0, 1)
+    a = a * scale[:, None, None]
     t = -np.einsum("bij,bj->bi", a, shift)
     # the affine sampling grid (as F.affine_grid with align_corners=False, computed directly)
     centres = (np.arange(SIDE, dtype=np.float32) * 2 + 1) / SIDE - 1
@@ -108,7 +111,8 @@ def _render_chunk(
     def sample(digit, offset):
         g = grid.clone()
         g[..., 0] += offset
-        return F.grid_sample(glyphs[font_t, torch.from_numpy(digit)][:, None], g, align_corners=False)
+        source = glyphs[font_t, torch.from_numpy(digit)][:, None]
+        return F.grid_sample(source, g, align_corners=False)
 
     alpha = sample(digits, 0.0)
     alpha = alpha + sample(left, step) * torch.from_numpy(has_left).float()[:, None, None, None]
@@ -127,7 +131,8 @@ def _render_chunk(
     rows = corner[:, 0, None] + np.arange(SIDE)
     cols = corner[:, 1, None] + np.arange(SIDE)
     tex = textures[tex_id[:, None, None], rows[:, :, None], cols[:, None, :]]
-    tex = (tex - tex.mean((1, 2), keepdims=True)) * rng.uniform(0.1, 0.6, (n, 1, 1)).astype(np.float32)
+    amplitude = rng.uniform(0.1, 0.6, (n, 1, 1)).astype(np.float32)
+    tex = (tex - tex.mean((1, 2), keepdims=True)) * amplitude
     ramp = np.linspace(-0.5, 0.5, SIDE, dtype=np.float32)
     slope = rng.uniform(-0.3, 0.3, (n, 2)).astype(np.float32)
     light = 1 + slope[:, 0, None, None] * ramp[:, None] + slope[:, 1, None, None] * ramp[None, :]
@@ -137,9 +142,9 @@ def _render_chunk(
     image = torch.from_numpy(background) * (1 - alpha) + torch.from_numpy(foreground) * alpha
     sigma = rng.uniform(0, 1.2, n)
     image = _blur(image, sigma)
-    image = image + torch.from_numpy(rng.normal(0, 1, image.shape).astype(np.float32)) * torch.from_numpy(
-        rng.uniform(0, 0.04, (n, 1, 1, 1)).astype(np.float32)
-    )
+    noise = rng.normal(0, 1, image.shape).astype(np.float32)
+    noise *= rng.uniform(0, 0.04, (n, 1, 1, 1)).astype(np.float32)
+    image = image + torch.from_numpy(noise)
     pixels = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8).numpy()
     return {"images": pixels, "font": font}
 
@@ -174,3 +179,90 @@ def render_syndigits(
             images[part], font[part] = out["images"], out["font"]
             bar.update(part.stop - part.start)
     return {"images": images, "font": font, "fonts": np.asarray(fonts)}
+
+
+def _pair_by_class(labels: np.ndarray, pairings: int, rng: np.random.Generator) -> np.ndarray:
+    """``[pairings, n]`` partner indices: round ``r`` is a random in-class permutation."""
+    partners = np.empty((pairings, len(labels)), dtype=np.int64)
+    for r in range(pairings):
+        for c in range(10):
+            members = np.flatnonzero(labels == c)
+            partners[r, members] = rng.permutation(members)
+    return partners
+
+
+class MNISTSynDigits(MultimodalDataset):
+    """MNIST-SynDigits: ``"mnist"`` ``1x28x28`` paired by class with ``"syndigits"`` ``3x32x32``.
+
+    :param str split: ``"train"`` or ``"test"``.
+    :param int size: number of MNIST images used (default: the whole split); a SynDigits pool
+        of the same size and class counts is rendered.
+    :param int pairings: SynDigits partners per MNIST image (default 5); ``len = size * pairings``.
+    :param int seed: generation seed (same seed -> identical bytes).
+    :param root: cache directory. :param source_dir: the user's own MNIST IDX files.
+    :param observation: see :class:`~pyro_mm.data.base.MultimodalDataset` (e.g.
+        :class:`~pyro_mm.data.observation.PairedFraction`).
+
+    Attributes besides the base ones: ``mnist_index`` ``[N]`` (into the MNIST split),
+    ``syndigits_index`` ``[N]`` (into the SynDigits pool), ``syndigits_labels`` (the digit
+    rendered in each pool image), ``syndigits_font`` and ``fonts`` (font of each pool image).
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        size: Optional[int] = None,
+        pairings: int = 5,
+        seed: int = 0,
+        root=None,
+        source_dir=None,
+        observation=None,
+    ):
+        images, labels = mnist_split(split, root, source_dir)
+        size = check_size(size, len(labels), "MNISTSynDigits")
+        if int(pairings) < 1:
+            raise ValueError(f"pairings must be a positive integer, got {pairings}")
+        pairings = int(pairings)
+        fonts = tuple(f.name for f in usable_fonts())
+        params = dict(
+            set="mnist_syndigits", version=VERSION, split=split, size=size, seed=seed,
+            pairings=pairings, fonts=fonts,
+        )
+
+        def build():
+            rng = make_rng(seed, split, "mnist_syndigits")
+            chosen = np.sort(rng.permutation(len(labels))[:size])
+            syn_labels = rng.permutation(labels[chosen].astype(np.int64))
+            rendered = render_syndigits(syn_labels, rng, f"SynDigits {split}")
+            # partners of the chosen MNIST images among the SynDigits images of the same class:
+            # both sides have identical class counts, so a per-class permutation matches them
+            order_m = np.argsort(labels[chosen], kind="stable")
+            order_s = np.argsort(syn_labels, kind="stable")
+            partners = np.empty((pairings, size), dtype=np.int64)
+            for r, perm in enumerate(_pair_by_class(syn_labels[order_s], pairings, rng)):
+                partners[r, order_m] = order_s[perm]
+            return {
+                "syndigits": rendered["images"],
+                "syndigits_labels": syn_labels,
+                "syndigits_font": rendered["font"],
+                "fonts": rendered["fonts"],
+                "mnist_index": np.tile(chosen, pairings),
+                "syndigits_index": partners.reshape(-1),
+                "labels": np.tile(labels[chosen].astype(np.int64), pairings),
+            }
+
+        arrays = cached_arrays(cache_file(f"mnist_syndigits-{split}", params, root), build)
+        self.fonts = tuple(str(f) for f in arrays.pop("fonts"))
+        tensors = to_tensors(arrays)
+        super().__init__(
+            {"mnist": torch.from_numpy(images[:, None]), "syndigits": tensors["syndigits"]},
+            {"mnist": "bernoulli", "syndigits": "bernoulli"},
+            tensors["labels"],
+            rows={"mnist": tensors["mnist_index"], "syndigits": tensors["syndigits_index"]},
+            observation=observation,
+        )
+        self.split, self.seed, self.pairings = split, seed, pairings
+        self.mnist_index = tensors["mnist_index"]
+        self.syndigits_index = tensors["syndigits_index"]
+        self.syndigits_labels = tensors["syndigits_labels"]
+        self.syndigits_font = tensors["syndigits_font"]
