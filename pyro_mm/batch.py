@@ -48,15 +48,14 @@ class MultimodalBatch:
                 f"modality keys do not match the batch's modalities {list(names)}: "
                 f"unknown {unknown}, missing {absent}"
             )
-        sizes = {n: data[n].shape[0] if data[n].dim() > 0 else None for n in names}
         for n, t in data.items():
             if not torch.is_tensor(t):
                 raise TypeError(f"modality {n!r}: expected a torch.Tensor, got {type(t).__name__}")
             if t.dim() == 0:
                 raise ValueError(f"modality {n!r}: expected shape [batch, ...], got a scalar")
+        sizes = {n: data[n].shape[0] for n in names}
         batch_size = sizes[names[0]]
-        wrong = {n: s for n, s in sizes.items() if s != batch_size}
-        if wrong:
+        if any(s != batch_size for s in sizes.values()):
             raise ValueError(f"modalities disagree on the batch size: {sizes}")
         device = data[names[0]].device
         if mask is None:
