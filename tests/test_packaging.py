@@ -60,7 +60,7 @@ def test_core_never_imports_models_or_guides():
             for line in text.splitlines():
                 if line.lstrip().startswith(("import ", "from ")) and ("models" in line or "guides" in line):
                     offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
-    allowed = {"pyro_mm/api.py", "pyro_mm/cli.py"}  # user-facing modules may import all three
+    allowed = {"pyro_mm/api.py", "pyro_mm/cli.py", "pyro_mm/demo.py"}  # user-facing modules import all three
     assert not [o for o in offenders if o.split(":")[0] not in allowed]
 
 
