@@ -1,6 +1,7 @@
 """Pyro guides of pyro_mm (installed as ``pyro_mm.guides``), one posterior family per file."""
 
 from .experts import ExpertsGuide
+from .mutual_supervision import MutualSupervisionGuide
 from .product_of_experts import ProductOfExpertsGuide
 from .subset_mixture import MixtureOfExpertsGuide, MixtureOfProductsGuide, SubsetMixtureGuide
 from .unimodal import UnimodalGuide
@@ -9,6 +10,7 @@ __all__ = [
     "ExpertsGuide",
     "MixtureOfExpertsGuide",
     "MixtureOfProductsGuide",
+    "MutualSupervisionGuide",
     "ProductOfExpertsGuide",
     "SubsetMixtureGuide",
     "UnimodalGuide",

@@ -39,6 +39,14 @@ class Likelihood(nn.Module):
         """Shape of the decoder output for one sample."""
         return tuple(event_shape)
 
+    def pseudo_parameter(self, x: torch.Tensor) -> torch.Tensor:
+        """An unconstrained parameter standing for data ``x`` (learnable pseudo-samples, MEME)."""
+        return x.to(torch.get_default_dtype()).clone()
+
+    def pseudo_input(self, parameter: torch.Tensor) -> torch.Tensor:
+        """The encoder input that a pseudo-sample parameter stands for."""
+        return parameter
+
     def check_data(self, name: str, x: torch.Tensor, observed: torch.Tensor) -> None:
         """Raise a clear error when observed entries of ``x`` are not valid data."""
         if not x.is_floating_point():
@@ -54,6 +62,12 @@ class Bernoulli(Likelihood):
     def forward(self, logits: torch.Tensor, event_dim: int):
         # validate_args=False admits intensities in [0, 1] (the usual BCE reconstruction).
         return dist.Bernoulli(logits=logits, validate_args=False).to_event(event_dim)
+
+    def pseudo_parameter(self, x):
+        return torch.logit(x.to(torch.get_default_dtype()).clamp(1e-3, 1 - 1e-3))
+
+    def pseudo_input(self, parameter):  # stays in [0, 1]
+        return torch.sigmoid(parameter)
 
     def check_data(self, name, x, observed):
         super().check_data(name, x, observed)
@@ -116,6 +130,15 @@ class Categorical(Likelihood):
 
     def forward(self, logits: torch.Tensor, event_dim: int):
         return dist.Categorical(logits=logits).to_event(event_dim)
+
+    def pseudo_parameter(self, x):
+        """Logits over the vocabulary at every position, peaked at the tokens of ``x``."""
+        one_hot = torch.nn.functional.one_hot(x.long(), self.vocab_size).to(torch.get_default_dtype())
+        return 4.0 * one_hot
+
+    def pseudo_input(self, parameter):
+        """Soft tokens ``[..., L, V]``: encoders of token modalities must accept them besides ids."""
+        return parameter.softmax(-1)
 
     def check_data(self, name, x, observed):
         if x.dtype != torch.long:

@@ -26,6 +26,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
+from .gaussian import normal_entropy, normal_log_prob
+
 __all__ = ["product_of_experts", "ExpertPosterior", "ProductOfExperts"]
 
 
@@ -155,16 +157,7 @@ class ProductOfExperts(ExpertPosterior):
         loc, scale = (self.loc, self.scale)
         if detach:
             loc, scale = self.component_params(self.observed, detach=True)
-        return _normal_log_prob(value, loc, scale)
+        return normal_log_prob(value, loc, scale)
 
     def entropy(self):
-        return _normal_entropy(self.scale)
-
-
-def _normal_log_prob(value, loc, scale):
-    var = scale.pow(2)
-    return (-((value - loc) ** 2) / (2 * var) - scale.log() - 0.5 * torch.log(2 * value.new_tensor(torch.pi))).sum(-1)
-
-
-def _normal_entropy(scale):
-    return (0.5 + 0.5 * torch.log(2 * scale.new_tensor(torch.pi)) + scale.log()).sum(-1)
+        return normal_entropy(self.scale)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from .product_of_experts import ExpertPosterior, _normal_entropy, _normal_log_prob
+from .gaussian import normal_entropy, normal_log_prob
+from .product_of_experts import ExpertPosterior
 
 __all__ = ["StratifiedPosterior"]
 
@@ -90,7 +91,7 @@ class StratifiedPosterior(TorchDistribution):
         loc, scale = self.loc, self.scale
         if detach:
             loc, scale = self.source.component_params(self.subsets, detach=True)
-        return _normal_log_prob(value, loc, scale)
+        return normal_log_prob(value, loc, scale)
 
     def source_log_prob(self, value, detach: bool = False):
         """Density of each draw under the source posterior (the mixture density for a
@@ -98,4 +99,4 @@ class StratifiedPosterior(TorchDistribution):
         return self.source.log_prob(value, detach=detach)
 
     def entropy(self):
-        return _normal_entropy(self.scale)
+        return normal_entropy(self.scale)

@@ -31,7 +31,8 @@ from typing import Optional, Tuple
 import torch
 
 from ..subsets import SubsetFamily
-from .product_of_experts import ExpertPosterior, _normal_log_prob
+from .gaussian import normal_log_prob
+from .product_of_experts import ExpertPosterior
 
 __all__ = ["SubsetMixture"]
 
@@ -98,7 +99,7 @@ class SubsetMixture(ExpertPosterior):
         """Mixture density log q(z | X) of ``value [..., B, D]``; ``detach`` rebuilds it from
         detached experts (the DReG estimator)."""
         loc, scale = self.all_components(detach)  # [C, B, D]
-        log_q = _normal_log_prob(value[..., None, :, :], loc, scale)  # [..., C, B]
+        log_q = normal_log_prob(value[..., None, :, :], loc, scale)  # [..., C, B]
         return (log_q + self.log_weights()).logsumexp(-2)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:

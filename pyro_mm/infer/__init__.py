@@ -2,7 +2,14 @@
 
 from .stratified_elbo import StratifiedELBO
 from .stratify_messenger import StratifyMessenger
+from .trace_meme_elbo import TraceMEME_ELBO
 from .trace_mixture_elbo import TraceMixture_ELBO
 from .trace_mvae_elbo import TraceMVAE_ELBO
 
-__all__ = ["StratifiedELBO", "StratifyMessenger", "TraceMixture_ELBO", "TraceMVAE_ELBO"]
+__all__ = [
+    "StratifiedELBO",
+    "StratifyMessenger",
+    "TraceMEME_ELBO",
+    "TraceMixture_ELBO",
+    "TraceMVAE_ELBO",
+]

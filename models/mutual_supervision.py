@@ -1,0 +1,91 @@
+"""The generative side of MEME (Joy et al. 2022): the shared-latent model plus conditional priors.
+
+MEME treats each modality's encoder as a *conditional prior* for the others: for a pair (s, t) the
+prior of z given t is q_φ(z | t), the t encoder. When t is missing, the prior is built from N
+learnable **pseudo-samples** u_1..u_N in t's data space (a VampPrior; Tomczak & Welling 2018):
+
+.. math:: p_\\lambda(z) = \\frac1N \\sum_{i=1}^N q_\\phi(z \\mid u_i).
+
+:class:`MutualSupervisionModel` is the :class:`SharedLatentModel` (its ``forward`` is the same
+p(z) Π_m p_θ(x_m | z)) that also holds the encoders (shared with the guide) and the pseudo-samples,
+so that :class:`~pyro_mm.infer.TraceMEME_ELBO` can evaluate those conditional priors. The
+pseudo-samples are ``nn.Parameter`` s of the model: SVI and ``ELBOModule`` optimise them.
+Pseudo-samples are stored unconstrained: images through a sigmoid, tokens as logits whose softmax
+("soft tokens") the token encoder reads.
+
+Reference: Joy, Shi, Torr, van de Meent, Siddharth, *Learning Multimodal VAEs through Mutual
+Supervision*, ICLR 2022.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from pyro_mm.batch import MultimodalBatch
+from pyro_mm.modality import Modality, apply_flat
+
+from .shared_latent import SharedLatentModel
+
+__all__ = ["MutualSupervisionModel"]
+
+
+class MutualSupervisionModel(SharedLatentModel):
+    """Shared-latent model with MEME's conditional priors.
+
+    :param modalities: the modality specifications; the model uses their decoders and likelihoods
+        and, as conditional priors, their encoders.
+    :param int z_dim: latent size.
+    :param pseudo_samples: either the number N of pseudo-samples per modality (initialised from
+        uniform noise in the data's range — better: call :meth:`init_pseudo_samples` with real
+        data) or a mapping modality name -> initial data ``[N, *event_shape]``.
+    """
+
+    def __init__(self, modalities: Sequence[Modality], z_dim: int,
+                 pseudo_samples: Union[int, Mapping[str, torch.Tensor]] = 128, latent: str = "z"):
+        super().__init__(modalities, z_dim, latent)
+        self.encoders = nn.ModuleDict({m.name: m.encoder for m in self.modalities})
+        self.pseudo = nn.ParameterDict()
+        if isinstance(pseudo_samples, int):
+            if pseudo_samples < 1:
+                raise ValueError(f"the number of pseudo-samples must be positive, got {pseudo_samples}")
+            for m in self.modalities:
+                self._set_pseudo(m, self._noise(m, pseudo_samples))
+        else:
+            self.init_pseudo_samples(pseudo_samples)
+
+    @staticmethod
+    def _noise(m: Modality, n: int) -> torch.Tensor:
+        if m.likelihood.data_kind == "long":
+            return torch.randint(0, m.likelihood.vocab_size, (n,) + m.event_shape)
+        return torch.rand((n,) + m.event_shape)
+
+    def _set_pseudo(self, m: Modality, data: torch.Tensor) -> None:
+        if tuple(data.shape[1:]) != m.event_shape or data.dim() != m.event_dim + 1 or data.shape[0] < 1:
+            raise ValueError(
+                f"pseudo-samples of modality {m.name!r} must have shape [N, {', '.join(map(str, m.event_shape))}]"
+                f", got {list(data.shape)}"
+            )
+        self.pseudo[m.name] = nn.Parameter(m.likelihood.pseudo_parameter(data.detach().cpu()))
+
+    def init_pseudo_samples(self, data: Union[MultimodalBatch, Mapping[str, torch.Tensor]]) -> None:
+        """Set pseudo-samples from real data: a mapping name -> ``[N, *event_shape]`` or a
+        :class:`MultimodalBatch` (its observed entries of each modality are used)."""
+        if isinstance(data, MultimodalBatch):
+            data = {n: data[n][data.observed(n)] for n in data.names if n in self.names}
+        unknown = sorted(set(data) - set(self.names))
+        if unknown:
+            raise KeyError(f"pseudo-samples given for unknown modalities {unknown}; the model has {list(self.names)}")
+        device = self.prior_loc.device
+        for m in self.modalities:
+            if m.name in data:
+                self._set_pseudo(m, torch.as_tensor(data[m.name]))
+                self.pseudo[m.name].data = self.pseudo[m.name].data.to(device)
+
+    def pseudo_experts(self, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(loc, scale) [N, D]``: the encoder of ``name`` applied to its pseudo-samples."""
+        spec = self.modalities[self.names.index(name)]
+        inputs = spec.likelihood.pseudo_input(self.pseudo[name])
+        return apply_flat(self.encoders[name], inputs, inputs.dim() - 1)
