@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MLPEncoder", "MLPDecoder", "LinearEncoder", "LinearDecoder"]
+__all__ = ["MLPEncoder", "MLPDecoder", "LinearEncoder", "LinearDecoder", "ConvEncoder", "ConvDecoder",
+           "TextEncoder", "TextDecoder"]
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -79,3 +80,86 @@ class LinearDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.linear(z)
+
+
+class ConvEncoder(nn.Module):
+    """Image encoder for ``[N, C, H, W]`` images (28×28 or 32×32): three stride-2 convolutions
+    and a linear layer to ``(loc, scale)``."""
+
+    def __init__(self, in_shape: Sequence[int], z_dim: int, channels: Sequence[int] = (32, 64, 128),
+                 min_scale: float = 1e-3):
+        super().__init__()
+        c, h, w = in_shape
+        layers, prev = [], c
+        for ch in channels:
+            layers += [nn.Conv2d(prev, ch, 4, 2, 1), nn.ReLU()]
+            prev = ch
+        self.conv = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, c, h, w)).numel()
+        self.head = nn.Linear(flat, 2 * z_dim)
+        self.min_scale = min_scale
+
+    def forward(self, x):
+        h = self.conv(x).flatten(1)
+        loc, raw = self.head(h).chunk(2, dim=-1)
+        return loc, F.softplus(raw) + self.min_scale
+
+
+class ConvDecoder(nn.Module):
+    """Image decoder ``z -> logits [N, C, H, W]`` mirroring :class:`ConvEncoder` (transposed
+    convolutions from a 4×4 map, cropped to H×W)."""
+
+    def __init__(self, z_dim: int, out_shape: Sequence[int], channels: Sequence[int] = (128, 64, 32)):
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+        c = self.out_shape[0]
+        self.fc = nn.Linear(z_dim, channels[0] * 16)
+        layers = []
+        for a, b in zip(channels[:-1], channels[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU()]
+        layers.append(nn.ConvTranspose2d(channels[-1], c, 4, 2, 1))
+        self.deconv = nn.Sequential(*layers)
+        self.channels0 = channels[0]
+
+    def forward(self, z):
+        h = F.relu(self.fc(z)).reshape(z.shape[0], self.channels0, 4, 4)
+        out = self.deconv(h)  # [N, C, 32, 32]
+        H, W = self.out_shape[1:]
+        top, left = (out.shape[-2] - H) // 2, (out.shape[-1] - W) // 2
+        return out[..., top:top + H, left:left + W]
+
+
+class TextEncoder(nn.Module):
+    """Token-sequence encoder: ids ``[N, L]`` (int64) or soft tokens ``[N, L, V]`` (probability
+    vectors, e.g. MEME's pseudo-samples) -> embedding -> 1-D convolutions -> ``(loc, scale)``."""
+
+    def __init__(self, vocab_size: int, seq_len: int, z_dim: int, embed: int = 64, hidden: int = 128,
+                 min_scale: float = 1e-3):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed)
+        self.conv = nn.Sequential(nn.Conv1d(embed, hidden, 3, padding=1), nn.ReLU(),
+                                  nn.Conv1d(hidden, hidden, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(hidden * seq_len, 2 * z_dim)
+        self.min_scale = min_scale
+
+    def forward(self, tokens):
+        if tokens.is_floating_point():  # soft tokens [N, L, V]
+            e = tokens @ self.embedding.weight
+        else:
+            e = self.embedding(tokens)
+        h = self.conv(e.transpose(1, 2)).flatten(1)
+        loc, raw = self.head(h).chunk(2, dim=-1)
+        return loc, F.softplus(raw) + self.min_scale
+
+
+class TextDecoder(nn.Module):
+    """Token-sequence decoder ``z -> logits [N, L, V]`` (an MLP, one softmax per position)."""
+
+    def __init__(self, z_dim: int, seq_len: int, vocab_size: int, hidden: int = 256):
+        super().__init__()
+        self.shape = (seq_len, vocab_size)
+        self.net = _mlp([z_dim, hidden, hidden, seq_len * vocab_size])
+
+    def forward(self, z):
+        return self.net(z).reshape((z.shape[0],) + self.shape)

@@ -6,6 +6,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """The test networks are tiny: one thread is as fast and, unlike several, is not slowed down
+    many times over by OpenMP spin-waiting when other processes keep the cores busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _pyro_state():
     pyro.clear_param_store()

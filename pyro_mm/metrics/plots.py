@@ -1,0 +1,90 @@
+"""PNG figures of the metrics: coherence bars, MEME's W2 histograms and class distance matrix.
+
+Figures are drawn on :class:`matplotlib.figure.Figure` with the Agg canvas directly, so nothing
+here touches ``pyplot`` or the global backend and it works without a display.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pyro_mm.metrics.coherence import CoherenceResult
+from pyro_mm.metrics.relatedness import histogram_data
+
+__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def _save(fig: Figure, path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=120)
+    return path
+
+
+def coherence_bars(results: Union[CoherenceResult, Mapping[str, CoherenceResult]], path: PathLike,
+                   title: str = "Cross coherence") -> Path:
+    """Bars of cross coherence against the number of given modalities, one colour per model
+    (``results``: one :class:`CoherenceResult` or a mapping ``model name -> result``)."""
+    if isinstance(results, CoherenceResult):
+        results = {"": results}
+    if not results:
+        raise ValueError("no coherence results to plot")
+    sizes = sorted({k for r in results.values() for k in r.by_size})
+    width = 0.8 / len(results)
+    fig = Figure(figsize=(1.2 + 0.9 * len(sizes) * max(1, len(results) / 2), 3.2))
+    ax = fig.add_subplot()
+    for i, (label, result) in enumerate(results.items()):
+        values = [result.by_size.get(k, np.nan) for k in sizes]
+        ax.bar(np.arange(len(sizes)) + (i - (len(results) - 1) / 2) * width, values, width,
+               label=label or None)
+    ax.set_xticks(np.arange(len(sizes)), [str(k) for k in sizes])
+    ax.set(xlabel="number of given modalities", ylabel="coherence", ylim=(0, 1), title=title)
+    if len(results) > 1 or next(iter(results)):
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def w2_histograms(paired, unpaired, path: PathLike, bins: int = 50,
+                  title: str = "W2 between posteriors") -> Path:
+    """Overlaid density histograms of paired and unpaired ``W_2`` distances (Joy et al., 2022)."""
+    edges, p, u = histogram_data(np.asarray(paired), np.asarray(unpaired), bins)
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.add_subplot()
+    ax.stairs(p, edges, fill=True, alpha=0.5, label="paired")
+    ax.stairs(u, edges, fill=True, alpha=0.5, label="unpaired")
+    ax.set(xlabel="$W_2$", ylabel="density", title=title)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def distance_matrix_heatmap(matrix, path: PathLike, labels: Optional[Sequence[str]] = None,
+                            axis_names: Sequence[str] = ("modality a class", "modality b class"),
+                            title: str = "mean W2 by class") -> Path:
+    """Heatmap of a ``C x C`` class-by-class distance matrix, values written in the cells."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        raise ValueError(f"expected a non-empty square matrix, got shape {matrix.shape}")
+    c = matrix.shape[0]
+    labels = [str(i) for i in range(c)] if labels is None else list(labels)
+    if len(labels) != c:
+        raise ValueError(f"{len(labels)} labels for a {c} x {c} matrix")
+    fig = Figure(figsize=(1.5 + 0.45 * c, 1.0 + 0.45 * c))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="viridis")
+    fig.colorbar(image, ax=ax)
+    for (r, col), v in np.ndenumerate(matrix):
+        ax.text(col, r, f"{v:.2g}", ha="center", va="center", fontsize=6, color="w")
+    ax.set_xticks(range(c), labels)
+    ax.set_yticks(range(c), labels)
+    ax.set(ylabel=axis_names[0], xlabel=axis_names[1], title=title)
+    return _save(fig, path)
