@@ -90,6 +90,12 @@ class SubsetMixture(ExpertPosterior):
         w = self.family.renormalised_weights(self.observed, self.expert_loc.dtype)
         return torch.where(w > 0, w.log(), torch.full((), -float("inf"), dtype=w.dtype, device=w.device))
 
+    @property
+    def mean(self) -> torch.Tensor:
+        """Σ_S ω̃_S μ_S, ``[B, D]``."""
+        loc, _ = self.all_components()
+        return (self.log_weights().exp()[..., None] * loc).sum(0).expand(self.batch_shape + self.event_shape)
+
     def all_components(self, detach: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale) [C, B, D]`` of every member of the family."""
         members = self.family.members(self.observed.device)[:, None, :]  # [C, 1, M]
