@@ -1,0 +1,72 @@
+"""User classes: fit on complete and incomplete data, queries, save/load."""
+
+import pyro
+import pytest
+import torch
+from mm_helpers import small_batch, small_modalities
+
+from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE
+
+CLASSES = [
+    (UnimodalVAE, {}),
+    (MVAE, {"num_random_subsets": 1}),
+    (MMVAE, {"num_particles": 3}),
+    (MoPoE, {"num_subsets": 2}),
+    (MEME, {"num_particles": 3, "num_pseudo_samples": 8}),
+]
+IDS = [c.__name__ for c, _ in CLASSES]
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
+@pytest.mark.parametrize("cls,options", CLASSES, ids=IDS)
+def test_fit_queries_and_save_load(cls, options, missing, tmp_path):
+    mods = small_modalities(2)
+    vae = cls(mods, 3, **options)
+    data = small_batch(mods, batch_size=96, missing=missing, seed=2)
+    if cls is UnimodalVAE:
+        data = data.only(["m0"])
+    history = vae.fit(data, epochs=15, batch_size=32, lr=3e-3, progress=False)
+    assert len(history) == 15 and history[-1] < history[0]
+    test = small_batch(mods, batch_size=5, seed=9)
+    if cls is UnimodalVAE:
+        test = test.only(["m0"])
+        assert vae.predict(test, ["m0"], ["m0"])["m0"].shape == (5, 5)
+    else:
+        out = vae.predict(test, ["m0"], ["m1"])
+        assert out["m1"].shape == (5, 6)
+    assert vae.encode(test)["joint"].shape == (5, 3)
+    samples = vae.generate(4)
+    assert samples["m0"].shape == (4, 5) and samples["z"].shape == (4, 3)
+    path = vae.save(tmp_path / "model.pt")
+    loaded = cls.load(path)
+    given = ["m0"]
+    target = "m0" if cls is UnimodalVAE else "m1"
+    pyro.set_rng_seed(1)
+    a = vae.predict(test, given, [target])[target]
+    pyro.set_rng_seed(1)
+    b = loaded.predict(test, given, [target])[target]
+    assert torch.equal(a, b)
+
+
+def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
+    mods = small_modalities(2)
+    vae = MVAE(mods, 3)
+    with pytest.raises(FileNotFoundError, match="no pyro_mm checkpoint"):
+        MVAE.load(tmp_path / "absent.pt")
+    path = vae.save(tmp_path / "m.pt")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        MVAE.load(path)
+    path.write_bytes(good)
+    with pytest.raises(TypeError, match="holds a MVAE, not a MEME"):
+        MEME.load(path)
+    assert isinstance(MVAE.load(path), MVAE)
+
+
+def test_bad_training_options():
+    vae = MVAE(small_modalities(2), 3)
+    with pytest.raises(ValueError, match="time_budget"):
+        vae.fit(small_batch(vae.model.modalities), time_budget=0)
+    with pytest.raises(ValueError, match="epochs"):
+        vae.fit(small_batch(vae.model.modalities), epochs=0)
