@@ -46,7 +46,7 @@ from .models import MutualSupervisionModel, SharedLatentModel
 from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, TextDecoder, TextEncoder
 from .queries import embed, predict, sample_prior
 
-__all__ = ["default_modalities", "MultimodalVAE", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME"]
+__all__ = ["default_modalities", "load_model", "MultimodalVAE", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME"]
 
 CHECKPOINT_FORMAT = "pyro_mm-model"
 CHECKPOINT_VERSION = 1
@@ -188,24 +188,38 @@ class MultimodalVAE(nn.Module):
     @classmethod
     def load(cls, path, map_location="cpu") -> "MultimodalVAE":
         """Read an object written by :meth:`save`; clear errors for a missing, corrupt or foreign file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no pyro_mm checkpoint at {path}")
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as error:
-            raise ValueError(f"{path} is corrupt or not a pyro_mm checkpoint ({type(error).__name__}: {error})") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a pyro_mm model checkpoint")
-        if payload.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this pyro_mm reads "
-                             f"{CHECKPOINT_VERSION}")
+        payload = _read_checkpoint(path, map_location)
         if payload.get("class") != cls.__name__:
             raise TypeError(f"{path} holds a {payload.get('class')}, not a {cls.__name__}")
         obj = cls(payload["modalities"], payload["z_dim"], **payload["options"])
         obj.load_state_dict(payload["state_dict"])
         obj.history = list(payload["history"])
         return obj
+
+
+def _read_checkpoint(path, map_location) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no pyro_mm checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path} is corrupt or not a pyro_mm checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a pyro_mm model checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this pyro_mm reads "
+                         f"{CHECKPOINT_VERSION}")
+    return payload
+
+
+def load_model(path, map_location="cpu") -> "MultimodalVAE":
+    """Load a saved model of any pyro_mm class."""
+    name = _read_checkpoint(path, map_location).get("class")
+    classes = {c.__name__: c for c in (UnimodalVAE, MVAE, MMVAE, MoPoE, MEME)}
+    if name not in classes:
+        raise ValueError(f"{path} holds an unknown model class {name!r}")
+    return classes[name].load(path, map_location)
 
 
 class UnimodalVAE(MultimodalVAE):

@@ -1,23 +1,38 @@
 """The ``pyro-mm`` command.
 
-``pyro-mm`` (or ``pyro-mm demo``) trains every method on a built-in synthetic linear-Gaussian
-multimodal data set, prints the bound per epoch and a table comparing each trained bound with the
-exact log-likelihood of the model it learned.
+* ``pyro-mm`` / ``pyro-mm demo`` — every method on synthetic linear-Gaussian data: the bound per
+  epoch and each learned model's exact log-likelihood;
+* ``pyro-mm train`` — train a method on an offline data set under an observation scheme, save the
+  model (``model.pt``) and its loss history;
+* ``pyro-mm evaluate`` — every metric of a saved model: ``metrics.json``, ``report.md``, figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 __all__ = ["main", "build_parser"]
+
+METHODS = ("unimodal", "mvae", "mmvae", "mopoe", "meme")
+DATASETS = ("mnist-syndigits", "polymnist", "translated-polymnist", "captioned-digits")
+SCHEMES = ("paired", "alternate", "s", "t", "random")
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -28,10 +43,27 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _unit(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _out_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"output directory {path} is a file")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import DEMO_METHODS
+
     parser = argparse.ArgumentParser(
         prog="pyro-mm",
-        description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME) as Pyro models, guides and ELBOs.",
+        description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME) as Pyro models, guides and ELBOs. "
+        "Without a command, runs `demo`.",
     )
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser(
@@ -41,8 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
         "multimodal data set with missing modalities; print the bound per epoch and a table of each "
         "trained bound beside the exact log-likelihood of the learned model.",
     )
-    from .demo import DEMO_METHODS
-
     demo.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), choices=list(DEMO_METHODS),
                       help="methods to train (default: all)")
     demo.add_argument("--modalities", type=_positive_int, default=3, help="number of modalities (default 3)")
@@ -51,19 +81,139 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default 15)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    train = sub.add_parser("train", help="train a method on an offline data set and save it",
+                           description="Train METHOD on DATASET (built offline from MNIST, photographs and "
+                           "fonts; cached on first use) and write model.pt and history.json to --out.")
+    train.add_argument("--method", choices=METHODS, default="meme", help="method (default meme)")
+    train.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits", help="data set")
+    train.add_argument("--scheme", choices=SCHEMES, default="alternate",
+                       help="observation scheme: 'paired' (everything observed), 'alternate'/'s'/'t' "
+                       "(two-modality sets: unpaired samples observe one side), 'random' (missing at random)")
+    train.add_argument("--fraction", type=_unit, default=0.5,
+                       help="paired fraction f (alternate/s/t) or observed probability (random); default 0.5")
+    train.add_argument("--z-dim", type=_positive_int, default=16, help="latent size (default 16)")
+    train.add_argument("--particles", type=_positive_int, default=2, help="K, particles of the objective (default 2)")
+    train.add_argument("--epochs", type=_positive_int, default=1, help="passes over the data (default 1)")
+    train.add_argument("--time-budget", type=_positive_float, default=None, help="stop after this many seconds")
+    train.add_argument("--size", type=_positive_int, default=None, help="use only this many training images")
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=_out_dir, default=Path("runs/latest"), help="output directory")
+    train.add_argument("--no-progress", action="store_true")
+
+    evaluate = sub.add_parser("evaluate", help="every metric of a saved model",
+                              description="Evaluate the model saved in --run (by `pyro-mm train`): coherence, "
+                              "latent accuracy, Frechet distance, likelihood with Pareto k-hat, relatedness, CCA. "
+                              "Writes metrics.json, report.md and figures to the run directory.")
+    evaluate.add_argument("--run", type=_out_dir, default=Path("runs/latest"), help="directory of a trained run")
+    evaluate.add_argument("--samples", type=_positive_int, default=2000, help="test samples (default 2000)")
+    evaluate.add_argument("--particles", type=_positive_int, default=200, help="likelihood particles (>= 25)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--no-progress", action="store_true")
     return parser
 
 
+def _device(text: str):
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise SystemExit(f"pyro-mm: unknown device {text!r} (use cpu, cuda or cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"pyro-mm: device {text!r} requested but CUDA is not available")
+    return device
+
+
+def _dataset(name: str, split: str, size=None, observation=None):
+    from . import data
+
+    table = {"mnist-syndigits": data.MNISTSynDigits, "polymnist": data.PolyMNIST,
+             "translated-polymnist": data.TranslatedPolyMNIST, "captioned-digits": data.CaptionedDigits}
+    return table[name](split, size=size, observation=observation)
+
+
+def _observation(scheme: str, fraction: float):
+    from .data import MissingAtRandom, PairedFraction
+
+    if scheme == "paired":
+        return None
+    if scheme == "random":
+        return MissingAtRandom(1.0 - fraction)
+    return PairedFraction(fraction, scheme)
+
+
+def _train(args) -> int:
+    import torch
+
+    from . import api
+
+    device = _device(args.device)
+    torch.manual_seed(args.seed)
+    classes = {"unimodal": api.UnimodalVAE, "mvae": api.MVAE, "mmvae": api.MMVAE, "mopoe": api.MoPoE,
+               "meme": api.MEME}
+    options = {"mmvae": {"num_particles": args.particles}, "meme": {"num_particles": args.particles}}
+    data = _dataset(args.dataset, "train", args.size, _observation(args.scheme, args.fraction))
+    vae = classes[args.method].for_dataset(data, args.z_dim, **options.get(args.method, {})).to(device)
+    if args.method == "unimodal":
+        data = data.with_observation(None)
+    print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction})")
+    history = vae.fit(data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress)
+    for epoch, loss in enumerate(history, 1):
+        print(f"  epoch {epoch}: loss per sample {loss:.3f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    vae.save(args.out / "model.pt")
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (args.out / "history.json").write_text(json.dumps({"config": config, "loss": history}, indent=2))
+    print(f"saved {args.out / 'model.pt'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from . import api
+    from .metrics import classifiers_for
+    from .metrics.evaluate import evaluate, write_report
+
+    device = _device(args.device)
+    history = args.run / "history.json"
+    if not history.is_file():
+        raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
+    config = json.loads(history.read_text())["config"]
+    vae = api.load_model(args.run / "model.pt").to(device)
+    size = config["size"]
+    train = _dataset(config["dataset"], "train", size)
+    test = _dataset(config["dataset"], "test", None if size is None else min(size, 10000))
+    classifiers, accuracies = classifiers_for(train, test, progress=not args.no_progress)
+    print("classifier test accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in accuracies.items()))
+    results = evaluate(vae.model, vae.guide, test, {n: c.to(device) for n, c in classifiers.items()},
+                       train_set=train, num_samples=args.samples, likelihood_particles=args.particles,
+                       progress=not args.no_progress)
+    results["classifier_accuracy"] = accuracies
+    report = write_report(results, args.run, title=f"{type(vae).__name__} on {config['dataset']}")
+    for key in ("cross_coherence", "latent_accuracy", "joint_coherence", "log_likelihood"):
+        print(f"{key}: {json.dumps(results.get(key))}")
+    print(f"wrote {args.run / 'metrics.json'} and {report}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command in (None, "demo"):
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        args = parser.parse_args(["demo"])
+    if args.command == "demo":
         from .demo import run_demo
 
-        if args.command is None:
-            args = build_parser().parse_args(["demo"])
         run_demo(args.methods, num_modalities=args.modalities, num_samples=args.samples,
                  missing=args.missing, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
-    return 0
+        return 0
+    if args.command == "train":
+        return _train(args)
+    return _evaluate(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

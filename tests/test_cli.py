@@ -7,7 +7,7 @@ from pyro_mm.cli import build_parser, main
 
 def test_help_of_every_sub_command(capsys):
     parser = build_parser()
-    for argv in ([], ["demo"]):
+    for argv in ([], ["demo"], ["train"], ["evaluate"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv + ["--help"])
         assert exit_info.value.code == 0
@@ -25,3 +25,40 @@ def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert main(["train", "--method", "meme", "--dataset", "mnist-syndigits", "--size", "150", "--epochs", "1",
+                 "--batch-size", "64", "--z-dim", "4", "--no-progress", "--out", str(out)]) == 0
+    assert (out / "model.pt").is_file() and json.loads((out / "history.json").read_text())["loss"]
+    assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"cross_coherence", "latent_accuracy", "frechet", "log_likelihood", "relatedness"} <= set(metrics)
+    assert (out / "report.md").is_file() and (out / "w2_histograms.png").is_file()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--method", "vae"], "invalid choice"),
+    (["train", "--dataset", "svhn"], "invalid choice"),
+    (["train", "--time-budget", "0"], "must be positive"),
+])
+def test_bad_train_options_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(target)])
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_unknown_device_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="unknown device"):
+        main(["train", "--device", "tpu0", "--size", "10", "--out", str(tmp_path / "r")])
