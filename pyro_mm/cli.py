@@ -109,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "latent accuracy, Frechet distance, likelihood with Pareto k-hat, relatedness, CCA. "
                               "Writes metrics.json, report.md and figures to the run directory.")
     evaluate.add_argument("--run", type=_out_dir, default=Path("runs/latest"), help="directory of a trained run")
-    evaluate.add_argument("--samples", type=_positive_int, default=2000, help="test samples (default 2000)")
+    evaluate.add_argument("--samples", type=_positive_int, default=2000,
+                          help="test images used (default 2000; classifier accuracy is measured on them too)")
     evaluate.add_argument("--particles", type=_positive_int, default=200, help="likelihood particles (>= 25)")
+    evaluate.add_argument("--classifier-size", type=_positive_int, default=None,
+                          help="train the judging classifiers on this many training images (default: the "
+                          "whole training split, trained once and cached)")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--no-progress", action="store_true")
     return parser
@@ -184,10 +188,10 @@ def _evaluate(args) -> int:
         raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
     config = json.loads(history.read_text())["config"]
     vae = api.load_model(args.run / "model.pt").to(device)
-    size = config["size"]
-    train = _dataset(config["dataset"], "train", size)
-    test = _dataset(config["dataset"], "test", None if size is None else min(size, 10000))
-    classifiers, accuracies = classifiers_for(train, test, progress=not args.no_progress)
+    train = _dataset(config["dataset"], "train", config["size"])
+    test = _dataset(config["dataset"], "test", args.samples)  # the first --samples images of the test split
+    judge_train = _dataset(config["dataset"], "train", args.classifier_size)
+    classifiers, accuracies = classifiers_for(judge_train, test, progress=not args.no_progress)
     print("classifier test accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in accuracies.items()))
     results = evaluate(vae.model, vae.guide, test, {n: c.to(device) for n, c in classifiers.items()},
                        train_set=train, num_samples=args.samples, likelihood_particles=args.particles,

@@ -34,7 +34,8 @@ def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
     assert main(["train", "--method", "meme", "--dataset", "mnist-syndigits", "--size", "150", "--epochs", "1",
                  "--batch-size", "64", "--z-dim", "4", "--no-progress", "--out", str(out)]) == 0
     assert (out / "model.pt").is_file() and json.loads((out / "history.json").read_text())["loss"]
-    assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--no-progress"]) == 0
+    assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--classifier-size", "150",
+                 "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"cross_coherence", "latent_accuracy", "frechet", "log_likelihood", "relatedness"} <= set(metrics)
     assert (out / "report.md").is_file() and (out / "w2_histograms.png").is_file()

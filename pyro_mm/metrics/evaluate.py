@@ -35,7 +35,7 @@ from pyro_mm.metrics.frechet import classifier_features, frechet_distance
 from pyro_mm.metrics.latent_accuracy import linear_probe_accuracy
 from pyro_mm.metrics.likelihood import log_likelihood
 from pyro_mm.metrics.pareto import khat_summary
-from pyro_mm.metrics.relatedness import paired_unpaired_distances
+from pyro_mm.metrics.relatedness import class_distance_matrix, paired_unpaired_distances
 from pyro_mm.queries import embed, predict, sample_prior
 
 __all__ = ["evaluate", "write_report", "complete_batch"]
@@ -94,6 +94,9 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
                                   for k in test_emb}
     stages.update()
 
+    grid = chunks[0].select(torch.arange(min(8, len(chunks[0]))))
+    arrays["grid_inputs"] = {n: grid[n].cpu() for n in names}
+    arrays["grid_generated"] = {f"{g}->{t}": generate(grid, (g,), t).cpu() for t in images for g in names if g != t}
     prior = sample_prior(model, len(test))
     frechet = {"unconditional": {}, "conditional": {}}
     for n in images:
@@ -126,6 +129,8 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
         results["relatedness"] = {"paired_mean_w2": float(d.paired.mean()),
                                   "unpaired_mean_w2": float(d.unpaired.mean())}
         arrays["relatedness"] = d
+        arrays["class_distances"] = class_distance_matrix(loc[:, 0], scale[:, 0], test.labels, loc[:, 1],
+                                                          scale[:, 1], test.labels)
     stages.update()
 
     texts = [n for n in names if test_set.likelihoods[n] == "categorical"]
@@ -165,6 +170,9 @@ def write_report(results: Dict, out_dir, title: str = "pyro_mm evaluation") -> P
         lines += [f"| {k} | {v:.3f} |" for k, v in clean["cross_coherence"]["pairs"].items()]
         plots.coherence_bars(arrays["coherence"], out / "coherence.png")
         lines += ["", "![coherence](coherence.png)", ""]
+    if arrays.get("grid_generated"):
+        plots.cross_generation_grid(arrays["grid_inputs"], arrays["grid_generated"], out / "cross_generation.png")
+        lines += ["![cross generation](cross_generation.png)", ""]
     lines += [f"Joint coherence: {clean['joint_coherence']:.3f}", "", "## Latent accuracy (linear probe)", "",
               "| posterior | accuracy |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in clean["latent_accuracy"].items()]
@@ -180,6 +188,8 @@ def write_report(results: Dict, out_dir, title: str = "pyro_mm evaluation") -> P
         lines += ["", "## Relatedness (W2 between unimodal posteriors)", "",
                   f"paired {clean['relatedness']['paired_mean_w2']:.3f}, unpaired "
                   f"{clean['relatedness']['unpaired_mean_w2']:.3f}", "", "![w2](w2_histograms.png)"]
+        plots.distance_matrix_heatmap(arrays["class_distances"].cpu().numpy(), out / "class_distances.png")
+        lines += ["", "![class distances](class_distances.png)"]
     if "cca" in clean:
         lines += ["", "## CCA (input vs cross-generated, classifier features)", ""]
         lines += [f"- {k}: {v:.3f}" for k, v in clean["cca"].items()]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from pyro_mm.metrics.coherence import CoherenceResult
 from pyro_mm.metrics.relatedness import histogram_data
 
-__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap"]
+__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -87,4 +87,32 @@ def distance_matrix_heatmap(matrix, path: PathLike, labels: Optional[Sequence[st
     ax.set_xticks(range(c), labels)
     ax.set_yticks(range(c), labels)
     ax.set(ylabel=axis_names[0], xlabel=axis_names[1], title=title)
+    return _save(fig, path)
+
+
+def _as_image(x) -> np.ndarray:
+    """``[C, H, W]`` in [0, 1] -> ``[H, W]`` or ``[H, W, 3]`` for ``imshow``."""
+    x = np.asarray(x, dtype=np.float64).clip(0, 1)
+    return x[0] if x.shape[0] == 1 else np.moveaxis(x, 0, -1)
+
+
+def cross_generation_grid(inputs: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
+                          path: PathLike, title: str = "Cross generation") -> Path:
+    """One row per sample: its real image modalities, then every cross-generated image
+    (``generated``: ``"given->target" -> [n, C, H, W]``). Non-image modalities are left out."""
+    columns = [(f"real {n}", np.asarray(v)) for n, v in inputs.items() if np.asarray(v).ndim == 4]
+    columns += [(k, np.asarray(v)) for k, v in generated.items() if np.asarray(v).ndim == 4]
+    if not columns:
+        raise ValueError("no image modality to show")
+    rows = min(len(v) for _, v in columns)
+    fig = Figure(figsize=(1.3 * len(columns), 1.3 * rows + 0.4))
+    for c, (name, images) in enumerate(columns):
+        for r in range(rows):
+            ax = fig.add_subplot(rows, len(columns), r * len(columns) + c + 1)
+            ax.imshow(_as_image(images[r]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=7)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)

@@ -36,3 +36,5 @@ def test_every_metric_and_the_report(captions, tmp_path):
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["latent_accuracy"] == results["latent_accuracy"]
     assert (tmp_path / "out" / "coherence.png").stat().st_size > 0 and "Cross coherence" in report.read_text()
+    for figure in ("cross_generation.png", "w2_histograms.png", "class_distances.png"):
+        assert (tmp_path / "out" / figure).stat().st_size > 0, figure
