@@ -9,7 +9,8 @@ observation scheme was):
   posterior, trained on training-set embeddings;
 * Fréchet distance in classifier features between real and generated images, unconditional and
   conditional (cross-generated);
-* the importance-sampled joint log-likelihood with its Pareto k̂ summary;
+* the importance-sampled joint log-likelihood and the conditional log p(x_n | x_m) of every pair,
+  each with its Pareto k̂ summary;
 * for two modalities, MEME's relatedness: W2 between the two unimodal posteriors of paired vs
   unpaired samples (Joy et al. 2022);
 * for an image–text set, the CCA correlation between the input and its cross-generated partner in
@@ -33,7 +34,7 @@ from pyro_mm.metrics.cca import cca_correlation
 from pyro_mm.metrics.coherence import cross_coherence, joint_coherence
 from pyro_mm.metrics.frechet import classifier_features, frechet_distance
 from pyro_mm.metrics.latent_accuracy import linear_probe_accuracy
-from pyro_mm.metrics.likelihood import log_likelihood
+from pyro_mm.metrics.likelihood import conditional_log_likelihood, log_likelihood
 from pyro_mm.metrics.pareto import khat_summary
 from pyro_mm.metrics.relatedness import class_distance_matrix, paired_unpaired_distances
 from pyro_mm.queries import embed, predict, sample_prior
@@ -109,11 +110,17 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
     results["frechet"] = frechet
     stages.update()
 
-    lik = log_likelihood(model, guide, test.select(torch.arange(min(likelihood_samples, len(test)))),
-                         num_particles=likelihood_particles, chunk_size=min(100, likelihood_particles))
+    subset = test.select(torch.arange(min(likelihood_samples, len(test))))
+    chunk = min(100, likelihood_particles)
+    lik = log_likelihood(model, guide, subset, num_particles=likelihood_particles, chunk_size=chunk)
     results["log_likelihood"] = {"joint_mean": float(lik["log_likelihood"].mean()),
                                  "particles": likelihood_particles,
-                                 "khat": khat_summary(lik["khat"].numpy())}
+                                 "khat": khat_summary(lik["khat"].numpy()), "conditional": {}}
+    for target in names:
+        for given in (g for g in names if g != target):
+            cond = conditional_log_likelihood(model, guide, subset, target, (given,), likelihood_particles, chunk)
+            results["log_likelihood"]["conditional"][f"{target}|{given}"] = {
+                "mean": float(cond["log_likelihood"].mean()), "khat": khat_summary(cond["khat"].numpy())}
     stages.update()
 
     if len(names) == 2 and hasattr(guide, "experts"):
@@ -181,7 +188,9 @@ def write_report(results: Dict, out_dir, title: str = "pyro_mm evaluation") -> P
         lines += [f"| {kind}: {k} | {v:.2f} |" for k, v in table.items()]
     lik = clean["log_likelihood"]
     lines += ["", f"Joint log-likelihood ({lik['particles']} particles): {lik['joint_mean']:.2f} "
-              f"(Pareto k̂ mean {lik['khat']['mean']:.2f}, max {lik['khat']['max']:.2f})"]
+              f"(Pareto k̂ mean {lik['khat']['mean']:.2f}, max {lik['khat']['max']:.2f})", "",
+              "| conditional | log-likelihood | k̂ mean |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v['mean']:.2f} | {v['khat']['mean']:.2f} |" for k, v in lik["conditional"].items()]
     if "relatedness" in clean:
         d = arrays["relatedness"]
         plots.w2_histograms(d.paired, d.unpaired, out / "w2_histograms.png")

@@ -31,6 +31,7 @@ def test_every_metric_and_the_report(captions, tmp_path):
     assert set(results["latent_accuracy"]) == {"joint", "image", "text"}
     assert "image" in results["frechet"]["unconditional"] and "text->image" in results["frechet"]["conditional"]
     assert torch.isfinite(torch.tensor(results["log_likelihood"]["joint_mean"]))
+    assert set(results["log_likelihood"]["conditional"]) == {"image|text", "text|image"}
     assert results["relatedness"]["paired_mean_w2"] >= 0 and set(results["cca"]) == {"image->text", "text->image"}
     report = write_report(results, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
