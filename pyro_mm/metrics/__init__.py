@@ -7,6 +7,7 @@
 * :mod:`~pyro_mm.metrics.relatedness` - MEME's W2 relatedness of posteriors (Joy et al., 2022);
 * :mod:`~pyro_mm.metrics.cca` - canonical correlation of two views;
 * :mod:`~pyro_mm.metrics.likelihood` - importance-sampled log p(X) and log p(x_n | x_S);
+* :mod:`~pyro_mm.metrics.generative_discrepancy` - the closed-form sub-sampling cap at learned θ;
 * :mod:`~pyro_mm.metrics.pareto` - Pareto k̂ of importance weights (ArviZ);
 * :mod:`~pyro_mm.metrics.plots` - PNG figures of the above.
 """
@@ -22,6 +23,7 @@ from pyro_mm.metrics.classifiers import (
 )
 from pyro_mm.metrics.coherence import CoherenceResult, cross_coherence, joint_coherence
 from pyro_mm.metrics.frechet import classifier_frechet_distance, frechet_distance
+from pyro_mm.metrics.generative_discrepancy import generative_discrepancy
 from pyro_mm.metrics.latent_accuracy import linear_probe_accuracy
 from pyro_mm.metrics.likelihood import conditional_log_likelihood, importance_log_weights, log_likelihood
 from pyro_mm.metrics.pareto import khat_summary, pareto_khat
@@ -34,6 +36,7 @@ from pyro_mm.metrics.relatedness import (
 )
 
 __all__ = [
+    "generative_discrepancy",
     "log_likelihood",
     "conditional_log_likelihood",
     "importance_log_weights",
