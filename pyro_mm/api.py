@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-import pyro
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -75,13 +74,9 @@ def _batches(data, batch_size: int, generator: torch.Generator) -> Iterable[Mult
     if isinstance(data, MultimodalBatch):
         order = torch.randperm(len(data), generator=generator)
         return (data.select(order[i:i + batch_size]) for i in range(0, len(data), batch_size))
-    if hasattr(data, "modality") and hasattr(data, "masks"):
+    if hasattr(data, "batch") and hasattr(data, "masks"):  # a pyro_mm data set
         order = torch.randperm(len(data), generator=generator)
-
-        def make(idx):
-            return MultimodalBatch({n: data.modality(n, idx) for n in data.names}, data.masks[idx],
-                                   data.labels[idx], data.names)
-        return (make(order[i:i + batch_size]) for i in range(0, len(data), batch_size))
+        return (data.batch(order[i:i + batch_size]) for i in range(0, len(data), batch_size))
     return iter(data)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pyro_mm.batch import collate_multimodal
+from pyro_mm.batch import MultimodalBatch, collate_multimodal
 
 __all__ = [
     "LIKELIHOODS",
@@ -149,6 +149,13 @@ class MultimodalDataset(Dataset):
             x = self.modality(name, i)
             data[name] = x if self.masks[i, j] else torch.zeros_like(x)
         return {"data": data, "mask": self.masks[i], "label": int(self.labels[i])}
+
+    def batch(self, index, complete: bool = False) -> MultimodalBatch:
+        """Samples ``index`` as one :class:`~pyro_mm.batch.MultimodalBatch` (vectorised, no
+        per-item collation), under the data set's masks or, with ``complete=True``, with every
+        modality observed."""
+        mask = None if complete else self.masks[index]
+        return MultimodalBatch({n: self.modality(n, index) for n in self.names}, mask, self.labels[index], self.names)
 
     def loader(self, batch_size: int, shuffle: bool = True, seed: int = 0, **kwargs) -> DataLoader:
         """A ``DataLoader`` of :class:`~pyro_mm.batch.MultimodalBatch` (shuffled with ``seed``)."""

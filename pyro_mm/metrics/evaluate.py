@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from itertools import combinations
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import torch
 from tqdm.auto import tqdm
@@ -46,8 +46,7 @@ def complete_batch(dataset, num_samples: int, seed: int = 0, device="cpu") -> Mu
     """``num_samples`` random samples of ``dataset`` with every modality observed."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=g)[:num_samples]
-    data = {n: dataset.modality(n, idx) for n in dataset.names}
-    return MultimodalBatch(data, labels=dataset.labels[idx]).to(device)
+    return dataset.batch(idx, complete=True).to(device)
 
 
 def _chunks(batch: MultimodalBatch, size: int):

@@ -54,8 +54,13 @@ def _chunked_traces(model, guide, batch: MultimodalBatch, num_particles: int, ch
 
 
 def _scaled_log_prob(site, value=None):
-    log_p = site["fn"].log_prob(site["value"] if value is None else value) * site["scale"]
-    return log_p if site["mask"] is None or value is not None else log_p * site["mask"]
+    """The site's scaled log-density at its own value, masked as the model masks it; or, given
+    ``value``, unmasked at ``value`` (a conditional target, hidden from the guide, scored on the
+    real data)."""
+    if value is not None:
+        return site["fn"].log_prob(value) * site["scale"]
+    log_p = site["fn"].log_prob(site["value"]) * site["scale"]
+    return log_p if site["mask"] is None else log_p * site["mask"]
 
 
 def _sample_sites(trace):

@@ -35,7 +35,6 @@ def test_num_subsets_is_unbiased_for_the_full_mixture_bound(guide_cls, density, 
 
 def test_sub_sampled_step_cost_does_not_depend_on_the_family_size():
     """With num_subsets fixed, MoPoE on 12 modalities (4095 subsets) builds only k strata."""
-    from pyro_mm.infer.stratify_messenger import StratifyMessenger
 
     mods = small_modalities(12)
     model, guide = build(MixtureOfProductsGuide, mods)
