@@ -19,6 +19,7 @@ class                 guide                              objective
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 import time
@@ -51,9 +52,20 @@ CHECKPOINT_FORMAT = "pyro_mm-model"
 CHECKPOINT_VERSION = 1
 
 
-def default_modalities(dataset, z_dim: int, decoder: str = "mlp") -> List[Modality]:
+def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_colour: bool = False,
+                       balance_images: bool = False) -> List[Modality]:
     """Default networks for a pyro_mm data set: convolutional encoders for images (decoders MLP or
-    convolutional), convolutional text encoders and MLP text decoders for token sequences."""
+    convolutional), convolutional text encoders and MLP text decoders for token sequences.
+
+    :param bool standardize_colour: colour-image encoders read per-image standardised inputs
+        (:func:`~pyro_mm.nets.standardize_images`: colour and brightness removed).
+    :param bool balance_images: scale each image modality's log-likelihood by
+        ``min_m |x_m| / |x_m|`` so that every image weighs as much as the smallest one (784/3072
+        for a 3×32×32 SynDigits image beside a 28×28 MNIST digit; MMVAE's likelihood rescaling,
+        normalised to the smallest image so that the KL and classifier terms keep their weight).
+    """
+    images = {n: math.prod(dataset.event_shapes[n]) for n in dataset.names
+              if dataset.likelihoods[n] != "categorical" and len(dataset.event_shapes[n]) == 3}
     mods = []
     for name in dataset.names:
         shape = tuple(dataset.event_shapes[name])
@@ -63,7 +75,9 @@ def default_modalities(dataset, z_dim: int, decoder: str = "mlp") -> List[Modali
                                  TextDecoder(z_dim, shape[0], vocab), Categorical(vocab)))
         elif len(shape) == 3:
             dec = ConvDecoder(z_dim, shape, (64, 32, 16)) if decoder == "conv" else MLPDecoder(z_dim, shape, (400,))
-            mods.append(Modality(name, shape, ConvEncoder(shape, z_dim, (32, 64, 64)), dec, "bernoulli"))
+            enc = ConvEncoder(shape, z_dim, (32, 64, 64), standardize=standardize_colour and shape[0] == 3)
+            scale = min(images.values()) / images[name] if balance_images else 1.0
+            mods.append(Modality(name, shape, enc, dec, "bernoulli", likelihood_scale=scale))
         else:
             mods.append(Modality(name, shape, MLPEncoder(shape, z_dim), MLPDecoder(z_dim, shape), "bernoulli"))
     return mods
@@ -260,14 +274,19 @@ class MoPoE(MultimodalVAE):
 
 
 class MEME(MultimodalVAE):
-    """Mutual supervision with pseudo-sample priors for missing modalities (Joy et al. 2022)."""
+    """Mutual supervision with pseudo-sample priors for missing modalities (Joy et al. 2022).
+
+    ``preset`` picks the paper's (λ = 1, directions averaged) or the reference code's (λ = 10,
+    summed) objective; ``classifier_weight`` (λ) and ``combine`` override it (see
+    :class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
 
     def __init__(self, modalities, z_dim, num_particles: int = 10, num_pseudo_samples: int = 128,
-                 preset: str = "paper", extension: bool = False):
+                 preset: str = "paper", extension: bool = False, classifier_weight: Optional[float] = None,
+                 combine: Optional[str] = None):
         self.num_pseudo_samples = num_pseudo_samples
         self._pseudo_ready = False
         super().__init__(modalities, z_dim, num_particles=num_particles, num_pseudo_samples=num_pseudo_samples,
-                         preset=preset, extension=extension)
+                         preset=preset, extension=extension, classifier_weight=classifier_weight, combine=combine)
 
     def build(self, modalities, z_dim, num_pseudo_samples, **options):
         model = MutualSupervisionModel(modalities, z_dim, pseudo_samples=num_pseudo_samples)
