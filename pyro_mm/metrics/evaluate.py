@@ -16,7 +16,8 @@ observation scheme was):
 * for an image–text set, the CCA correlation between the input and its cross-generated partner in
   classifier features.
 
-:func:`write_report` writes ``metrics.json``, ``report.md`` and the figures.
+:func:`write_report` writes ``metrics.json``, ``report.md`` and the figures (with the training
+curve when ``results["_arrays"]["training_loss"]`` holds the per-step losses).
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
         train_emb, train_y, test_y = _embed_all(guide, _chunks(train, batch_size)), train.labels, test.labels
     results["latent_accuracy"] = {k: linear_probe_accuracy(train_emb[k], train_y, test_emb[k], test_y)
                                   for k in test_emb}
+    arrays["embeddings"] = {k: v.cpu() for k, v in test_emb.items()}
+    arrays["embedding_labels"] = test_y.cpu()
     stages.update()
 
     grid = chunks[0].select(torch.arange(min(8, len(chunks[0]))))
@@ -171,6 +174,9 @@ def write_report(results: Dict, out_dir, title: str = "pyro_mm evaluation") -> P
     clean = {k: v for k, v in results.items() if k != "_arrays"}
     (out / "metrics.json").write_text(json.dumps(clean, indent=2))
     lines = [f"# {title}", ""]
+    if arrays.get("training_loss"):
+        plots.training_curve(arrays["training_loss"], out / "training_curve.png")
+        lines += ["![training curve](training_curve.png)", ""]
     if "cross_coherence" in clean:
         lines += ["## Cross coherence", "", "| input -> target | accuracy |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in clean["cross_coherence"]["pairs"].items()]
@@ -182,6 +188,9 @@ def write_report(results: Dict, out_dir, title: str = "pyro_mm evaluation") -> P
     lines += [f"Joint coherence: {clean['joint_coherence']:.3f}", "", "## Latent accuracy (linear probe)", "",
               "| posterior | accuracy |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in clean["latent_accuracy"].items()]
+    if "embeddings" in arrays:
+        plots.latent_view(arrays["embeddings"], arrays["embedding_labels"], out / "latent_space.png")
+        lines += ["", "![latent space](latent_space.png)"]
     lines += ["", "## Fréchet distance (classifier features)", "", "| generated | distance |", "|---|---:|"]
     for kind, table in clean["frechet"].items():
         lines += [f"| {kind}: {k} | {v:.2f} |" for k, v in table.items()]

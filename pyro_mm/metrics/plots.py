@@ -1,4 +1,5 @@
-"""PNG figures of the metrics: coherence bars, MEME's W2 histograms and class distance matrix.
+"""PNG figures of the metrics: coherence bars, MEME's W2 histograms and class distance matrix,
+cross-generation grids, the training curve and a 2-D view of the latent space.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` with the Agg canvas directly, so nothing
 here touches ``pyplot`` or the global backend and it works without a display.
@@ -17,7 +18,8 @@ from matplotlib.figure import Figure
 from pyro_mm.metrics.coherence import CoherenceResult
 from pyro_mm.metrics.relatedness import histogram_data
 
-__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid"]
+__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid", "training_curve",
+           "latent_view", "principal_plane"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -116,3 +118,55 @@ def cross_generation_grid(inputs: Mapping[str, np.ndarray], generated: Mapping[s
                 ax.set_title(name, fontsize=7)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def training_curve(losses: Sequence[float], path: PathLike, window: int = 50,
+                   title: str = "Training loss per sample") -> Path:
+    """The loss of every step (faint) and its running mean over ``window`` steps."""
+    losses = np.asarray(losses, dtype=float)
+    if losses.ndim != 1 or len(losses) == 0:
+        raise ValueError("training_curve needs a non-empty sequence of per-step losses")
+    window = max(1, min(window, len(losses)))
+    running = np.convolve(losses, np.ones(window) / window, mode="valid")
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.add_subplot()
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8, label="per step")
+    ax.plot(steps[window - 1:], running, color="tab:blue", lw=1.8, label=f"mean of {window} steps")
+    low, high = np.percentile(losses, [1, 99])
+    ax.set(xlabel="step", ylabel="loss per sample", title=title, ylim=(low - 0.05 * (high - low), high))
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def principal_plane(z: np.ndarray) -> tuple:
+    """Mean and the two leading principal directions ``[D, 2]`` of ``z [N, D]`` (SVD)."""
+    mean = z.mean(0)
+    _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+    return mean, vt[:2].T
+
+
+def latent_view(embeddings: Mapping[str, np.ndarray], labels, path: PathLike,
+                basis: Optional[str] = None, title: str = "Posterior means, first two principal axes") -> Path:
+    """A 2-D view of the latent space: every posterior's means (one panel each) projected on the
+    same plane — the principal plane of ``embeddings[basis]`` (default: ``"joint"`` if present, else
+    the first) — coloured by class, so aligned unimodal posteriors show the same clusters."""
+    if not embeddings:
+        raise ValueError("latent_view needs at least one set of embeddings")
+    embeddings = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
+    basis = basis or ("joint" if "joint" in embeddings else next(iter(embeddings)))
+    mean, axes = principal_plane(embeddings[basis])
+    labels = np.asarray(labels)
+    fig = Figure(figsize=(3.3 * len(embeddings), 3.4))
+    for i, (name, z) in enumerate(embeddings.items()):
+        ax = fig.add_subplot(1, len(embeddings), i + 1)
+        xy = (z - mean) @ axes
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+        ax.set(title=name, xticks=[], yticks=[])
+    fig.colorbar(points, ax=fig.axes, ticks=range(10), label="class", shrink=0.8)
+    fig.suptitle(title, y=1.04)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
+    return path

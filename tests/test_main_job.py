@@ -1,0 +1,42 @@
+"""The main job end to end at a tiny size: every output written and readable, the table printed."""
+
+import json
+
+import pytest
+
+from pyro_mm.main_job import MainJobConfig, run_main_job, summary_rows
+
+
+def tiny(out, **overrides):
+    options = dict(out=out, time_budget=3, size=200, eval_samples=60, classifier_size=300, likelihood_samples=10,
+                   likelihood_particles=25, progress=False)
+    options.update(overrides)
+    return MainJobConfig(**options)
+
+
+def test_tiny_main_job_writes_the_report(tmp_path, capsys):
+    results = run_main_job(tiny(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert "| cross coherence mnist->syndigits |" in out and "| cross coherence syndigits->mnist |" in out
+    run = tmp_path / "run"
+    for name in ("model.pt", "history.json", "metrics.json", "report.md", "cross_generation.png",
+                 "training_curve.png", "latent_space.png"):
+        assert (run / name).stat().st_size > 0, name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["cross_coherence"]["pairs"]) == {"mnist->syndigits", "syndigits->mnist"}
+    assert set(metrics["latent_accuracy"]) == {"joint", "mnist", "syndigits"}
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["step_loss"]) == metrics["training"]["steps"] >= 1
+    assert history["config"]["method"] == "meme" and history["config"]["dataset"] == "mnist-syndigits"
+    report = (run / "report.md").read_text()
+    assert "## Summary" in report and "training_curve.png" in report and "latent_space.png" in report
+    rows = summary_rows(results)
+    assert all(0 <= value <= 1 for name, value, _ in rows if "coherence" in name or "accuracy" in name)
+
+
+def test_output_directory_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        run_main_job(tiny(target))
+    assert target.read_text() == "keep me"
