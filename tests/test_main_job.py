@@ -40,3 +40,32 @@ def test_output_directory_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(NotADirectoryError, match="is a file"):
         run_main_job(tiny(target))
     assert target.read_text() == "keep me"
+
+
+def test_the_command_without_arguments_is_the_main_job(monkeypatch):
+    from pyro_mm import cli, main_job
+
+    seen = {}
+    monkeypatch.setattr(main_job, "run_main_job", lambda config: seen.setdefault("config", config))
+    assert cli.main([]) == 0
+    assert seen["config"] == MainJobConfig()
+
+
+def test_main_command_runs_a_tiny_job(tmp_path, capsys):
+    from pyro_mm.cli import main
+
+    argv = ["main", "--time-budget", "2", "--size", "200", "--eval-samples", "60", "--classifier-size", "300",
+            "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert "| cross coherence syndigits->mnist |" in capsys.readouterr().out
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("argv", [["main", "--time-budget", "0"], ["main", "--fraction", "2"],
+                                  ["main", "--device", "tpu:x"]])
+def test_bad_main_options_are_refused(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        from pyro_mm.cli import main
+
+        main(argv)
+    assert exit_info.value.code != 0
