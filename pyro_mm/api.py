@@ -18,10 +18,8 @@ class                 guide                              objective
 
 from __future__ import annotations
 
-import io
+import itertools
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -31,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batch import MultimodalBatch
+from .checkpoint import MODEL_FORMAT, TRAINING_FORMAT, VERSION, atomic_save, capture_rng, read_payload, restore_rng
 from .guides import (
     MixtureOfExpertsGuide,
     MixtureOfProductsGuide,
@@ -47,10 +46,6 @@ from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, TextDecoder,
 from .queries import embed, predict, sample_prior
 
 __all__ = ["default_modalities", "load_model", "MultimodalVAE", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME"]
-
-CHECKPOINT_FORMAT = "pyro_mm-model"
-CHECKPOINT_VERSION = 1
-
 
 def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_colour: bool = False,
                        balance_images: bool = False) -> List[Modality]:
@@ -83,15 +78,14 @@ def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_co
     return mods
 
 
-def _batches(data, batch_size: int, generator: torch.Generator) -> Iterable[MultimodalBatch]:
-    """Shuffled mini-batches of a pyro_mm data set, a MultimodalBatch, or any iterable of batches."""
-    if isinstance(data, MultimodalBatch):
+def _batches(data, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterable[MultimodalBatch]:
+    """Shuffled mini-batches of a pyro_mm data set, a MultimodalBatch, or any iterable of batches,
+    without the first ``skip`` batches (a resumed epoch)."""
+    if isinstance(data, MultimodalBatch) or (hasattr(data, "batch") and hasattr(data, "masks")):
         order = torch.randperm(len(data), generator=generator)
-        return (data.select(order[i:i + batch_size]) for i in range(0, len(data), batch_size))
-    if hasattr(data, "batch") and hasattr(data, "masks"):  # a pyro_mm data set
-        order = torch.randperm(len(data), generator=generator)
-        return (data.batch(order[i:i + batch_size]) for i in range(0, len(data), batch_size))
-    return iter(data)
+        take = data.select if isinstance(data, MultimodalBatch) else data.batch
+        return (take(order[i:i + batch_size]) for i in range(skip * batch_size, len(data), batch_size))
+    return itertools.islice(iter(data), skip, None)
 
 
 class MultimodalVAE(nn.Module):
@@ -122,42 +116,97 @@ class MultimodalVAE(nn.Module):
 
     def fit(self, data, epochs: int = 1, batch_size: int = 128, lr: float = 1e-3,
             time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
-            callback: Optional[Callable[[int, float], None]] = None) -> List[float]:
+            callback: Optional[Callable[[int, float], None]] = None, checkpoint=None,
+            checkpoint_every: int = 0, resume: bool = False) -> List[float]:
         """Train with the method's ELBO; returns the mean loss per sample of every epoch.
 
         :param data: a pyro_mm data set, a :class:`MultimodalBatch` or an iterable of batches.
-        :param time_budget: stop after this many seconds (checked after every step).
+        :param time_budget: stop after this many seconds of this call (checked after every step).
+        :param callback: called after every step with (step within the epoch, loss per sample).
+        :param checkpoint: path of a training checkpoint, written atomically every
+            ``checkpoint_every`` steps (if > 0) and at the end; a Ctrl-C leaves the last one intact.
+        :param resume: continue from ``checkpoint``: the run then produces the same losses and
+            parameters as one that was never interrupted (same data, seed, batch size and lr).
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if time_budget is not None and time_budget <= 0:
             raise ValueError(f"time_budget must be positive, got {time_budget}")
+        if (resume or checkpoint_every) and checkpoint is None:
+            raise ValueError("resume and checkpoint_every need a checkpoint path")
         self.prepare(data)
         module = self.elbo(self.model, self.guide)
         optim = torch.optim.Adam(module.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(seed)
+        settings = {"batch_size": batch_size, "lr": lr, "seed": seed, "data_size": _size(data)}
+        epoch, skip, total, count, steps = 1, 0, 0.0, 0, 0
+        if resume:
+            state = self._read_training_state(checkpoint, settings)
+            optim.load_state_dict(state["optimizer"])
+            restore_rng(state["rng"])
+            generator.set_state(state["epoch_generator"])
+            epoch, skip, total, count, steps = state["epoch"], state["skip"], state["total"], state["count"], state["steps"]
         start, device = time.time(), self.model.prior_loc.device
-        for epoch in range(1, epochs + 1):
-            total, count = 0.0, 0
-            bar = tqdm(_batches(data, batch_size, generator), desc=f"epoch {epoch}/{epochs}", disable=not progress,
-                       leave=False)
-            for step, batch in enumerate(bar):
+        out_of_time = False
+        while epoch <= epochs and not out_of_time:
+            epoch_generator = generator.get_state()
+            bar = tqdm(_batches(data, batch_size, generator, skip), desc=f"epoch {epoch}/{epochs}",
+                       disable=not progress, leave=False, initial=skip)
+            for step, batch in enumerate(bar, skip):
                 batch = batch.to(device)
                 optim.zero_grad()
                 loss = module(batch)
                 loss.backward()
                 optim.step()
-                total, count = total + loss.item(), count + len(batch)
+                value = loss.item()
+                total, count, steps = total + value, count + len(batch), steps + 1
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{total / count:.2f}")
                 if callback is not None:
-                    callback(step, loss.item() / len(batch))
-                if time_budget is not None and time.time() - start > time_budget:
+                    callback(step, value / len(batch))
+                out_of_time = time_budget is not None and time.time() - start > time_budget
+                position = dict(epoch=epoch, skip=step + 1, total=total, count=count, steps=steps)
+                if checkpoint_every and steps % checkpoint_every == 0 and not out_of_time:
+                    self._write_training_state(checkpoint, optim, epoch_generator, position, settings)
+                if out_of_time:
                     break
-            self.history.append(total / max(count, 1))
-            if time_budget is not None and time.time() - start > time_budget:
-                break
+            bar.close()
+            if not out_of_time:
+                self.history.append(total / max(count, 1))
+                epoch, skip, total, count = epoch + 1, 0, 0.0, 0
+        if checkpoint is not None:
+            if out_of_time:  # resume mid-epoch
+                self._write_training_state(checkpoint, optim, epoch_generator, position, settings)
+            else:
+                self._write_training_state(checkpoint, optim, generator.get_state(),
+                                           dict(epoch=epoch, skip=0, total=0.0, count=0, steps=steps), settings)
         return list(self.history)
+
+    def _write_training_state(self, path, optim, epoch_generator, position, settings) -> None:
+        atomic_save({"format": TRAINING_FORMAT, "version": VERSION, **self._description(),
+                     "state_dict": self.state_dict(), "history": self.history, "optimizer": optim.state_dict(),
+                     "rng": capture_rng(), "epoch_generator": epoch_generator, "settings": settings,
+                     "pseudo_ready": getattr(self, "_pseudo_ready", None), **position}, path)
+
+    def _read_training_state(self, path, settings) -> dict:
+        state = read_payload(path, TRAINING_FORMAT)
+        _check_compatible(state, self._description(), path)
+        for key, value in settings.items():
+            if state["settings"].get(key) != value:
+                raise ValueError(f"{path} was written with {key}={state['settings'].get(key)!r}, this run has "
+                                 f"{key}={value!r}; resume with the same settings")
+        self.load_state_dict(state["state_dict"])
+        self.history = list(state["history"])
+        if state["pseudo_ready"] is not None:
+            self._pseudo_ready = state["pseudo_ready"]
+        return state
+
+    def _description(self) -> dict:
+        """What must agree between an object and a file it loads: class, modalities, options."""
+        for param in self.parameters():  # Pyro's param store tags parameters with a weak reference
+            param.__dict__.pop("unconstrained", None)
+        return {"class": type(self).__name__, "modalities": self.modalities, "z_dim": self.z_dim,
+                "options": self.options}
 
     def encode(self, batch: MultimodalBatch) -> Dict[str, torch.Tensor]:
         """Posterior means: ``"joint"`` and, for expert guides, each modality's own expert."""
@@ -180,51 +229,49 @@ class MultimodalVAE(nn.Module):
     def save(self, path) -> Path:
         """Write the modalities, options and weights atomically (a temporary file renamed over
         ``path``, so an interrupted save leaves the previous file intact)."""
-        path = Path(path)
-        for param in self.parameters():  # Pyro's param store tags parameters with a weak reference
-            param.__dict__.pop("unconstrained", None)
-        buffer = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "class": type(self).__name__,
-                    "modalities": self.modalities, "z_dim": self.z_dim, "options": self.options,
-                    "state_dict": self.state_dict(), "history": self.history}, buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-        return path
+        return atomic_save({"format": MODEL_FORMAT, "version": VERSION, **self._description(),
+                            "state_dict": self.state_dict(), "history": self.history}, path)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "MultimodalVAE":
         """Read an object written by :meth:`save`; clear errors for a missing, corrupt or foreign file."""
-        payload = _read_checkpoint(path, map_location)
+        payload = read_payload(path, MODEL_FORMAT, map_location)
         if payload.get("class") != cls.__name__:
             raise TypeError(f"{path} holds a {payload.get('class')}, not a {cls.__name__}")
         obj = cls(payload["modalities"], payload["z_dim"], **payload["options"])
         obj.load_state_dict(payload["state_dict"])
         obj.history = list(payload["history"])
+        if hasattr(obj, "_pseudo_ready"):
+            obj._pseudo_ready = True
         return obj
 
 
-def _read_checkpoint(path, map_location) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no pyro_mm checkpoint at {path}")
+def _size(data) -> Optional[int]:
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path} is corrupt or not a pyro_mm checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a pyro_mm model checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this pyro_mm reads "
-                         f"{CHECKPOINT_VERSION}")
-    return payload
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _signature(description: dict) -> dict:
+    mods = [(m.name, m.event_shape, type(m.likelihood).__name__, m.likelihood_scale,
+             type(m.encoder).__name__, type(m.decoder).__name__) for m in description["modalities"]]
+    return {"class": description["class"], "modalities": mods, "z_dim": description["z_dim"],
+            "options": description["options"]}
+
+
+def _check_compatible(payload: dict, description: dict, path) -> None:
+    """``ValueError`` naming the first difference between a file and the object loading it."""
+    saved, mine = _signature(payload), _signature(description)
+    for key in ("class", "z_dim", "options", "modalities"):
+        if saved[key] != mine[key]:
+            raise ValueError(f"{path} is incompatible with this {mine['class']}: its {key} is {saved[key]!r}, "
+                             f"this object's is {mine[key]!r}")
 
 
 def load_model(path, map_location="cpu") -> "MultimodalVAE":
     """Load a saved model of any pyro_mm class."""
-    name = _read_checkpoint(path, map_location).get("class")
+    name = read_payload(path, MODEL_FORMAT, map_location).get("class")
     classes = {c.__name__: c for c in (UnimodalVAE, MVAE, MMVAE, MoPoE, MEME)}
     if name not in classes:
         raise ValueError(f"{path} holds an unknown model class {name!r}")

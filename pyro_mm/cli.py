@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=_out_dir, default=Path("runs/latest"), help="output directory")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=200,
+                       help="write OUT/checkpoint.pt every this many steps, and at the end (default 200)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint.pt (same options as the first run)")
     train.add_argument("--no-progress", action="store_true")
 
     evaluate = sub.add_parser("evaluate", help="every metric of a saved model",
@@ -193,16 +197,30 @@ def _train(args) -> int:
     vae = classes[args.method].for_dataset(data, args.z_dim, **options.get(args.method, {})).to(device)
     if args.method == "unimodal":
         data = data.with_observation(None)
-    print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction})")
-    history = vae.fit(data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress)
+    checkpoint = args.out / "checkpoint.pt"
+    if args.resume and not checkpoint.is_file():
+        raise SystemExit(f"pyro-mm: --resume: no checkpoint at {checkpoint}; train without --resume first")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction})"
+          + (f", resuming from {checkpoint}" if args.resume else ""))
+    steps: List[float] = []
+    try:
+        history = vae.fit(data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
+                          callback=lambda step, loss: steps.append(loss), checkpoint=checkpoint,
+                          checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"pyro-mm: {error}")
+    except KeyboardInterrupt:
+        raise SystemExit(f"pyro-mm: interrupted; continue with the same command and --resume ({checkpoint})")
     for epoch, loss in enumerate(history, 1):
         print(f"  epoch {epoch}: loss per sample {loss:.3f}")
-    args.out.mkdir(parents=True, exist_ok=True)
     vae.save(args.out / "model.pt")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    (args.out / "history.json").write_text(json.dumps({"config": config, "loss": history}, indent=2))
-    print(f"saved {args.out / 'model.pt'}")
+    history_file = args.out / "history.json"
+    previous = json.loads(history_file.read_text()).get("step_loss", []) if args.resume and history_file.is_file() else []
+    history_file.write_text(json.dumps({"config": config, "loss": history, "step_loss": previous + steps}, indent=2))
+    print(f"saved {args.out / 'model.pt'} and {checkpoint}")
     return 0
 
 

@@ -81,8 +81,9 @@ def _table(rows: List[tuple]) -> str:
 
 
 def run_main_job(config: MainJobConfig) -> Dict:
-    """Train and evaluate; writes ``model.pt``, ``history.json``, ``metrics.json``,
-    ``report.md`` and the figures to ``config.out`` and returns the metrics."""
+    """Train and evaluate; writes ``model.pt``, ``checkpoint.pt`` (every 200 steps and at the end),
+    ``history.json``, ``metrics.json``, ``report.md`` and the figures to ``config.out`` and returns
+    the metrics."""
     import torch
 
     from .data import MNISTSynDigits, PairedFraction
@@ -106,10 +107,11 @@ def run_main_job(config: MainJobConfig) -> Dict:
         f"f={config.fraction}, z={config.z_dim}, batch {config.batch_size}, lr {config.lr})")
     vae = _model(train, config).to(device)
     losses: List[float] = []
-    vae.fit(train, epochs=1000, batch_size=config.batch_size, lr=config.lr, time_budget=config.time_budget,
-            seed=config.seed, progress=config.progress, callback=lambda step, loss: losses.append(loss))
-    train_seconds = time.time() - start
     out.mkdir(parents=True, exist_ok=True)
+    vae.fit(train, epochs=1000, batch_size=config.batch_size, lr=config.lr, time_budget=config.time_budget,
+            seed=config.seed, progress=config.progress, callback=lambda step, loss: losses.append(loss),
+            checkpoint=out / "checkpoint.pt", checkpoint_every=200)
+    train_seconds = time.time() - start
     vae.save(out / "model.pt")
     history = {"config": {**config.to_json(), "method": "meme", "dataset": "mnist-syndigits", "scheme": "alternate"},
                "loss": vae.history, "step_loss": losses}

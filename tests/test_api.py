@@ -51,7 +51,7 @@ def test_fit_queries_and_save_load(cls, options, missing, tmp_path):
 def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
     mods = small_modalities(2)
     vae = MVAE(mods, 3)
-    with pytest.raises(FileNotFoundError, match="no pyro_mm checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no pyro_mm model file"):
         MVAE.load(tmp_path / "absent.pt")
     path = vae.save(tmp_path / "m.pt")
     good = path.read_bytes()

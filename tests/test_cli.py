@@ -63,3 +63,21 @@ def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
 def test_unknown_device_is_named(tmp_path):
     with pytest.raises(SystemExit, match="unknown device"):
         main(["train", "--device", "tpu0", "--size", "10", "--out", str(tmp_path / "r")])
+
+
+def test_train_writes_a_checkpoint_and_resumes_from_it(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    argv = ["train", "--method", "mvae", "--dataset", "mnist-syndigits", "--size", "60", "--epochs", "2",
+            "--batch-size", "50", "--z-dim", "4", "--checkpoint-every", "2", "--no-progress", "--out", str(out)]
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        main(argv + ["--resume"])
+    assert main(argv[:-2] + ["--out", str(out), "--time-budget", "1e-9"]) == 0  # stops after one step
+    assert (out / "checkpoint.pt").is_file()
+    assert main(argv + ["--resume"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["step_loss"]) == 12  # 300 pairs / 50 per batch, twice
+    with pytest.raises(SystemExit, match="batch_size"):
+        main(argv[:argv.index("--batch-size")] + ["--batch-size", "20"] + argv[argv.index("--batch-size") + 2:]
+             + ["--resume"])
