@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batch import MultimodalBatch
+from .export import to_datatree
 from .checkpoint import MODEL_FORMAT, TRAINING_FORMAT, VERSION, atomic_save, capture_rng, read_payload, restore_rng
 from .guides import (
     MixtureOfExpertsGuide,
@@ -220,6 +221,11 @@ class MultimodalVAE(nn.Module):
     def generate(self, num_samples: int, mean: bool = True) -> Dict[str, torch.Tensor]:
         """Unconditional samples: z ~ p(z) and every modality."""
         return sample_prior(self.model, num_samples, mean)
+
+    def to_arviz(self, batch: MultimodalBatch, num_samples: int = 100, step_losses=None, seed=None):
+        """Posterior draws of z for ``batch`` and the training trace as an ArviZ DataTree
+        (:func:`pyro_mm.export.to_datatree`; save it with :func:`pyro_mm.export.save_datatree`)."""
+        return to_datatree(self, batch, num_samples, step_losses, seed)
 
     def log_likelihood(self, batch: MultimodalBatch, num_particles: int = 1000) -> Dict[str, torch.Tensor]:
         """Importance-sampled log p(X_o) per sample and its Pareto k̂."""
