@@ -40,7 +40,7 @@ Presets: the paper's defaults (λ = 1, directions averaged, K = 10) or, with
 from __future__ import annotations
 
 import math
-from typing import Dict
+from typing import Dict, Mapping
 
 import torch
 from pyro.distributions.util import scale_and_mask
@@ -60,7 +60,10 @@ class TraceMEME_ELBO(StratifiedELBO):
     """MEME's mutual-supervision objective on mixed paired/unpaired batches.
 
     :param int num_particles: K, the fresh samples in q̂(t|s) (besides the main sample).
-    :param float classifier_weight: λ ≥ 0, the weight of log q̂(t|s).
+    :param classifier_weight: λ ≥ 0, the weight of log q̂(t|s); a number, or a mapping from the
+        conditioning modality s to its own λ_s (a direction not named keeps the preset's λ) —
+        e.g. to let the classifier term teach the encoder of a hard modality without forcing the
+        easy modality's encoder to predict the hard one.
     :param str combine: ``"mean"`` (½[L(s,t) + L(t,s)], the paper) or ``"sum"`` of directions.
     :param bool extension: allow more than two modalities (App. E).
     :param str preset: ``"paper"`` or ``"reference"``; explicit arguments override it.
@@ -81,13 +84,17 @@ class TraceMEME_ELBO(StratifiedELBO):
         K = options["num_particles"]
         if isinstance(K, bool) or not isinstance(K, int) or K < 1:
             raise ValueError(f"num_particles (K) must be an integer >= 1, got {K!r}")
-        if not float(options["classifier_weight"]) >= 0:
-            raise ValueError(f"classifier_weight (λ) must be >= 0, got {options['classifier_weight']!r}")
+        lam = options["classifier_weight"]
+        per_direction = dict(lam) if isinstance(lam, Mapping) else {}
+        default = PRESETS[preset]["classifier_weight"] if per_direction else lam
+        if not all(float(v) >= 0 for v in (default, *per_direction.values())):
+            raise ValueError(f"classifier_weight (λ) must be >= 0, got {lam!r}")
         if options["combine"] not in ("mean", "sum"):
             raise ValueError(f"combine must be 'mean' or 'sum', got {options['combine']!r}")
         super().__init__(num_particles=K + 1)
         self.num_classifier_samples = K
-        self.classifier_weight = float(options["classifier_weight"])
+        self.classifier_weight = float(default)
+        self.direction_weights = {str(k): float(v) for k, v in per_direction.items()}
         self.combine = options["combine"]
         self.extension = extension
 
@@ -129,7 +136,7 @@ class TraceMEME_ELBO(StratifiedELBO):
         loc, scale = source.expert_loc.transpose(0, 1), source.expert_scale.transpose(0, 1)  # [M, B, D]
         latent_scale = lambda t: scale_and_mask(t, site["scale"], site["mask"])  # noqa: E731
         kl = latent_scale(normal_kl(loc, scale, prior_loc, prior_scale))
-        paired = weight * (own[0] - log_c[0] - kl) + self.classifier_weight * log_qhat
+        paired = weight * (own[0] - log_c[0] - kl) + self._lambdas(names, log_qhat) * log_qhat
         # unpaired: pseudo-sample prior of the missing modalities
         z0 = z[0]  # [M, B, D]
         log_q = latent_scale(normal_log_prob(z0, loc, scale))
@@ -149,6 +156,14 @@ class TraceMEME_ELBO(StratifiedELBO):
             bound = bound / count.to(bound.dtype)
         return dict(bound=bound, paired=paired, unpaired=unpaired, log_qhat=log_qhat, weight=weight, kl=kl,
                     use_paired=use_paired, use_unpaired=use_unpaired)
+
+    def _lambdas(self, names, like: torch.Tensor) -> torch.Tensor:
+        """λ of every direction, ``[M, 1]``."""
+        unknown = sorted(set(self.direction_weights) - set(names))
+        if unknown:
+            raise ValueError(f"classifier_weight names unknown modalities {unknown}; the model has {list(names)}")
+        values = [self.direction_weights.get(n, self.classifier_weight) for n in names]
+        return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None]
 
     @staticmethod
     def _pseudo_log_prob(model, name, z):

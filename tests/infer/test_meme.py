@@ -274,3 +274,22 @@ def test_bad_input_is_named():
         MutualSupervisionModel(mods, 3, pseudo_samples={"audio": torch.zeros(4, 5)})
     with pytest.raises(ValueError, match="observe no modality"):
         small_batch(mods[:2]).with_mask(torch.zeros(12, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
+def test_per_direction_classifier_weight_changes_only_its_direction(missing):
+    mods = small_modalities(2)
+    model, guide = _meme(mods)
+    batch = small_batch(mods, batch_size=10, missing=missing, seed=5)
+    terms = {}
+    for key, lam in (("plain", 10.0), ("mapped", {"m0": 2.0}), ("same", {"m0": 10.0, "m1": 10.0})):
+        pyro.set_rng_seed(4)
+        terms[key] = TraceMEME_ELBO(num_particles=3, classifier_weight=lam, preset="reference").terms(model, guide, batch)
+    plain, mapped = terms["plain"], terms["mapped"]
+    assert torch.equal(terms["same"]["paired"], plain["paired"])
+    assert torch.allclose(mapped["paired"][0], plain["paired"][0] - 8.0 * plain["log_qhat"][0], atol=1e-4)
+    assert torch.equal(mapped["paired"][1], plain["paired"][1])
+    with pytest.raises(ValueError, match="unknown modalities"):
+        TraceMEME_ELBO(num_particles=2, classifier_weight={"m9": 1.0}).terms(model, guide, batch)
+    with pytest.raises(ValueError, match=">= 0"):
+        TraceMEME_ELBO(classifier_weight={"m0": -1.0})
