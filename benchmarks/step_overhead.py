@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict
 
+import pyro
 import torch
 from torch.nn import functional as F
 
@@ -223,7 +224,8 @@ def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, 
 def markdown(report: Dict) -> str:
     c = report["config"]
     lines = [f"Two modalities of {c['features']} features, MLP {c['hidden']} hidden, latent {c['z_dim']}, batch "
-             f"{c['batch_size']}, {c['threads']} threads; {c['repeats']} interleaved repeats of {c['steps']} steps.", "",
+             f"{c['batch_size']}, {c['threads']} threads, Pyro validation {'on' if c.get('validation', True) else 'off'}; "
+             f"{c['repeats']} interleaved repeats of {c['steps']} steps.", "",
              "| case | pyro_mm samples/s | floor samples/s | ratio (median) | IQR | value gap | peak RSS MiB |",
              "|---|---:|---:|---:|---|---:|---:|"]
     for name, r in report["cases"].items():
@@ -235,7 +237,9 @@ def markdown(report: Dict) -> str:
 
 def main(args):
     sizes = dict(features=64, hidden=32, z_dim=4, batch_size=16, repeats=3, steps=2) if args.small else {}
+    pyro.enable_validation(not args.no_validation)
     report = run(progress=not args.small, **sizes)
+    report["config"]["validation"] = not args.no_validation
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "step_overhead.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)
@@ -247,4 +251,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="seconds: tiny networks (run by the tests)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--no-validation", action="store_true",
+                        help="pyro.enable_validation(False): no argument and support checks (Pyro's default is on)")
     main(parser.parse_args())

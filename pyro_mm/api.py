@@ -307,8 +307,9 @@ class MVAE(MultimodalVAE):
 class MMVAE(MultimodalVAE):
     """Mixture of experts with the stratified IWAE bound and DReG gradients (Shi et al. 2019)."""
 
-    def __init__(self, modalities, z_dim, num_particles: int = 10, estimator: str = "dreg"):
-        super().__init__(modalities, z_dim, num_particles=num_particles, estimator=estimator)
+    def __init__(self, modalities, z_dim, num_particles: int = 10, estimator: str = "dreg",
+                 num_subsets: Optional[int] = None):
+        super().__init__(modalities, z_dim, num_particles=num_particles, estimator=estimator, num_subsets=num_subsets)
 
     def build(self, modalities, z_dim, **options):
         return (SharedLatentModel(modalities, z_dim), MixtureOfExpertsGuide(modalities),

@@ -23,3 +23,16 @@ def test_step_overhead_harness_runs_small(tmp_path):
         if case["value_gap"] is not None:
             assert case["value_gap"] < 1e-5, (name, case["value_gap"])
     assert "| mmvae K=10 dreg |" in (tmp_path / "step_overhead.md").read_text()
+
+
+def test_scaling_harness_runs_small(tmp_path):
+    script = SCRIPT.with_name("scaling.py")
+    out = subprocess.run([sys.executable, str(script), "--small", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "scaling.json").read_text())
+    cases = {(r["case"], r["M"]) for r in report["modalities"]}
+    assert ("mopoe all subsets", 3) in cases and ("mmvae num_subsets=1", 3) in cases
+    assert [r["K"] for r in report["particles"]] == [1, 4]
+    assert report["likelihood"]["speedup"] > 0
+    assert "Likelihood" in (tmp_path / "scaling.md").read_text()

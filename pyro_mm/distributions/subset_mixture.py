@@ -64,7 +64,8 @@ class SubsetMixture(ExpertPosterior):
         self.family = family
         self.prior_expert = prior_expert
         super().__init__(expert_loc, expert_scale, observed, names, batch_shape, validate_args)
-        if batch_shape is None:  # a fresh mixture, not an expanded copy: check coverage once
+        self._components = {}
+        if batch_shape is None and self._validate_args:  # a fresh mixture: check coverage (a host sync)
             stranded = ~family.available(observed).any(0)
             if stranded.any():
                 rows = stranded.nonzero().flatten()[:5].tolist()
@@ -97,9 +98,12 @@ class SubsetMixture(ExpertPosterior):
         return (self.log_weights().exp()[..., None] * loc).sum(0).expand(self.batch_shape + self.event_shape)
 
     def all_components(self, detach: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(loc, scale) [C, B, D]`` of every member of the family."""
-        members = self.family.members(self.observed.device)[:, None, :]  # [C, 1, M]
-        return self.component_params(members, detach)
+        """``(loc, scale) [C, B, D]`` of every member of the family (computed once per instance
+        and ``detach`` flag: the mean, the density and the samples share them)."""
+        if detach not in self._components:
+            members = self.family.members(self.observed.device)[:, None, :]  # [C, 1, M]
+            self._components[detach] = self.component_params(members, detach)
+        return self._components[detach]
 
     def log_prob(self, value: torch.Tensor, detach: bool = False) -> torch.Tensor:
         """Mixture density log q(z | X) of ``value [..., B, D]``; ``detach`` rebuilds it from
