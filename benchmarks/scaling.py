@@ -124,7 +124,7 @@ def main(args):
     if args.small:
         args.modalities, args.particles, args.max_all_subsets = [2, 3], [1, 4], 3
         args.features, args.hidden, args.z_dim, args.batch_size, args.repeats, args.steps = 16, 16, 4, 8, 1, 1
-        args.likelihood_samples, args.likelihood_particles, args.loop_samples, args.chunk = 40, 20, 4, 10
+        args.likelihood_samples, args.likelihood_particles, args.loop_samples, args.chunk = 40, 25, 4, 10
     report = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "small")}}
     print("modalities:")
     report["modalities"] = modality_scaling(args)
