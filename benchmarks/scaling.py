@@ -20,7 +20,6 @@ CPU; the step-overhead benchmark uses the full-size ones.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from pyro_mm.api import MMVAE, MoPoE
 from pyro_mm.metrics.likelihood import log_likelihood
-from step_overhead import make_batch, modalities
+from step_overhead import make_batch, modalities, write_results
 
 
 def step_time(vae, batch, repeats: int, steps: int) -> float:
@@ -131,11 +130,7 @@ def main(args):
     print("particles:")
     report["particles"] = particle_scaling(args)
     report["likelihood"] = likelihood_batching(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scaling.json").write_text(json.dumps(report, indent=2))
-    table = markdown(report)
-    (args.out / "scaling.md").write_text(table)
-    print(table)
+    write_results(args.out, "scaling", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -235,16 +235,20 @@ def markdown(report: Dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(out: Path, stem: str, report: Dict, table: str) -> None:
+    """``out/stem.json`` (the report) and ``out/stem.md`` (the table), and print the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{stem}.md").write_text(table)
+    print(table)
+
+
 def main(args):
     sizes = dict(features=64, hidden=32, z_dim=4, batch_size=16, repeats=3, steps=2) if args.small else {}
     pyro.enable_validation(not args.no_validation)
     report = run(progress=not args.small, **sizes)
     report["config"]["validation"] = not args.no_validation
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "step_overhead.json").write_text(json.dumps(report, indent=2))
-    table = markdown(report)
-    (args.out / "step_overhead.md").write_text(table)
-    print(table)
+    write_results(args.out, "step_overhead", report, markdown(report))
 
 
 if __name__ == "__main__":
