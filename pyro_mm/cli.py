@@ -258,7 +258,8 @@ def _evaluate(args) -> int:
     history = args.run / "history.json"
     if not history.is_file():
         raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
-    config = json.loads(history.read_text())["config"]
+    record = json.loads(history.read_text())
+    config = record["config"]
     vae = api.load_model(args.run / "model.pt").to(device)
     train = _dataset(config["dataset"], "train", config["size"])
     test = _dataset(config["dataset"], "test", args.samples)  # the first --samples images of the test split
@@ -269,6 +270,8 @@ def _evaluate(args) -> int:
                        train_set=train, num_samples=args.samples, likelihood_particles=args.particles,
                        progress=not args.no_progress)
     results["classifier_accuracy"] = accuracies
+    if record.get("step_loss"):
+        results["_arrays"]["training_loss"] = record["step_loss"]
     report = write_report(results, args.run, title=f"{type(vae).__name__} on {config['dataset']}")
     for key in ("cross_coherence", "latent_accuracy", "joint_coherence", "log_likelihood"):
         print(f"{key}: {json.dumps(results.get(key))}")

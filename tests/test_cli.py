@@ -39,6 +39,7 @@ def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"cross_coherence", "latent_accuracy", "frechet", "log_likelihood", "relatedness"} <= set(metrics)
     assert (out / "report.md").is_file() and (out / "w2_histograms.png").is_file()
+    assert (out / "training_curve.png").is_file()
 
 
 @pytest.mark.parametrize("argv,message", [
