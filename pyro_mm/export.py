@@ -1,31 +1,47 @@
 """ArviZ export: posterior draws of the shared latent z and the training trace as a DataTree.
 
-:func:`to_datatree` runs the guide once under ``poutine.trace`` on the chosen inputs and draws
-``num_samples`` values from the distribution at its latent site — the guide's own posterior
-q(z | x_o) given every observed modality (a product of experts, a subset mixture, ...). For guides
-made of per-modality experts it also draws from every unimodal expert q(z | x_m), NaN where x_m is
-missing. The result is an ArviZ ``DataTree`` (built with :func:`arviz_base.from_dict`):
+:func:`to_datatree` runs a trained guide under ``poutine.trace`` (as the queries of
+:mod:`pyro_mm.queries` do) and draws ``num_samples`` values from the distribution at its latent
+site, twice:
 
-================  ===========================================================================
-group             variables
-================  ===========================================================================
-``posterior``     ``z`` and ``z_<modality>`` with dims (chain, draw, input, latent_dim)
-``constant_data`` ``observed`` (input, modality) mask; ``label`` (input) when the batch has labels
-``training``      ``loss`` (epoch) — the mean loss per sample of every epoch; ``step_loss`` (step)
-================  ===========================================================================
+* ``z`` — the guide's posterior given every observed modality of each input, q(z | x_o) (a
+  product of experts for MVAE, a subset mixture for MMVAE / MoPoE / MEME);
+* ``z_given`` — for every input b and modality m, the guide's posterior when x_m is the only
+  modality given, q(z | x_m): the posterior :func:`~pyro_mm.queries.predict` uses with
+  ``given=[m]`` (for MVAE the expert times the prior expert, p(z) q̃(z | x_m) as in Wu & Goodman
+  2018; for the mixture guides the unimodal expert itself). Every observed (b, m) pair is one row
+  of a single guide call. **NaN where x_m is missing**: an input that does not observe m has no
+  q(z | x_m), and NaN is what ArviZ and xarray skip in their summaries (``skipna``).
 
-so ArviZ's summaries and plots (``arviz_stats.summary``, ``arviz_plots``) work on the latent
-posterior of any pyro_mm model. :func:`save_datatree` writes netCDF-4 (``h5netcdf``) and
-:func:`load_datatree` reads it back identically.
+The result is an ArviZ ``DataTree`` (built with :func:`arviz_base.from_dict`):
+
+=================  ============================================================================
+group              variables
+=================  ============================================================================
+``posterior``      ``z`` (chain, draw, input, latent_dim); ``z_given`` (chain, draw, input,
+                   modality, latent_dim); one chain
+``constant_data``  ``observed`` (input, modality), the observation mask; ``label`` (input) when
+                   the batch has labels
+``training``       ``loss`` (epoch), the mean loss per sample of every epoch (``vae.history``);
+                   ``step_loss`` (step) when per-step losses are given
+=================  ============================================================================
+
+(the dimension of the inputs is ``input``, not ``sample``, which ArviZ users read as a draw), so
+the latent posterior of any pyro_mm model is in ArviZ's layout for its plots and statistics, and
+xarray's reductions read it directly, e.g. ``tree["posterior"]["z_given"].mean(("chain", "draw"))``
+(posterior means per modality, NaN where missing). :func:`save_datatree` writes netCDF-4 through
+``h5netcdf`` and :func:`load_datatree` reads it back identically (values, dims, coords, attrs).
 """
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import xarray as xr
 from arviz_base import from_dict
 from pyro import poutine
@@ -37,48 +53,55 @@ __all__ = ["to_datatree", "save_datatree", "load_datatree"]
 ENGINE = "h5netcdf"
 
 
-def _latent_site(guide, batch: MultimodalBatch):
-    with torch.no_grad():
-        trace = poutine.trace(guide).get_trace(batch)
-    latent = getattr(guide, "latent", "z")
+def _posterior_draws(guide, latent: str, batch: MultimodalBatch, num_samples: int) -> torch.Tensor:
+    """``[num_samples, B, D]`` draws from the distribution the guide puts at its latent site."""
+    trace = poutine.trace(guide).get_trace(batch)
     if latent not in trace.nodes:
         raise ValueError(f"the guide has no latent site {latent!r}")
-    return trace.nodes[latent]["fn"]
+    return trace.nodes[latent]["fn"].sample((num_samples,))
 
 
 def to_datatree(vae, batch: MultimodalBatch, num_samples: int = 100,
                 step_losses: Optional[Sequence[float]] = None, seed: Optional[int] = None):
     """Posterior draws of z for ``batch`` and the training trace of a pyro_mm user object.
 
-    :param vae: a :class:`~pyro_mm.api.MultimodalVAE` (its ``guide``, ``names`` and ``history``).
+    :param vae: a :class:`~pyro_mm.api.MultimodalVAE` (its ``model``, ``guide`` and ``history``).
     :param batch: the inputs (any observation mask; each sample must observe something).
-    :param num_samples: draws per input.
+    :param int num_samples: draws per input (≥ 1).
     :param step_losses: optional per-step losses (e.g. collected with ``fit(callback=...)``).
-    :param seed: seed for the draws (default: the global random state).
+    :param seed: seed for the draws; the caller's random state is left untouched. Default: the
+        global random state.
+    :raises TypeError: ``batch`` is not a :class:`~pyro_mm.batch.MultimodalBatch`.
+    :raises KeyError: its modalities are not the model's.
+    :raises ValueError: ``num_samples`` is not a positive integer.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+    try:
+        count = None if isinstance(num_samples, bool) else operator.index(num_samples)
+    except TypeError:
+        count = None
+    if count is None or count < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    num_samples = count
     names = tuple(vae.names)
     check_batch(batch, names, "to_datatree")
     device = next(vae.parameters()).device
     batch = batch.to(device)
-    if seed is not None:
-        torch.manual_seed(seed)
-    guide = vae.guide
-    with torch.no_grad():
-        joint = _latent_site(guide, batch).sample((num_samples,))  # [S, B, D]
-        posterior = {"z": joint.cpu().numpy()[None]}
-        if hasattr(guide, "experts"):
-            loc, scale, mask = guide.experts(batch)  # [B, M, D]
-            draws = loc + scale * torch.randn((num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device)
-            draws = draws.masked_fill(~mask[None, :, :, None], float("nan"))
-            for i, n in enumerate(names):
-                posterior[f"z_{n}"] = draws[:, :, i].cpu().numpy()[None]
+    latent = vae.model.latent
+    rows, cols = batch.mask.nonzero(as_tuple=True)  # every observed (input, modality) pair
+    alone = batch.select(rows).with_mask(F.one_hot(cols, len(names)).bool())
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=seed is not None), \
+            torch.no_grad():
+        if seed is not None:
+            torch.manual_seed(seed)
+        joint = _posterior_draws(vae.guide, latent, batch, num_samples)  # [S, B, D]
+        given = joint.new_full((num_samples, len(batch), len(names), joint.shape[-1]), float("nan"))
+        given[:, rows, cols] = _posterior_draws(vae.guide, latent, alone, num_samples)
+    posterior = {latent: joint.cpu().numpy()[None], f"{latent}_given": given.cpu().numpy()[None]}
     constant = {"observed": batch.mask.cpu().numpy()}
     if batch.labels is not None:
         constant["label"] = batch.labels.cpu().numpy()
-    dims = {k: ["input", "latent_dim"] for k in posterior}
-    dims.update(observed=["input", "modality"], label=["input"])
+    dims = {latent: ["input", "latent_dim"], f"{latent}_given": ["input", "modality", "latent_dim"],
+            "observed": ["input", "modality"], "label": ["input"]}
     coords = {"modality": list(names), "input": np.arange(len(batch)), "latent_dim": np.arange(joint.shape[-1])}
     tree = from_dict({"posterior": posterior, "constant_data": constant}, dims=dims, coords=coords)
     training = {"loss": ("epoch", np.asarray(vae.history, dtype=float))}
@@ -90,24 +113,35 @@ def to_datatree(vae, batch: MultimodalBatch, num_samples: int = 100,
 
 
 def save_datatree(tree, path) -> Path:
-    """Write ``tree`` as netCDF-4 (groups kept) through a temporary file renamed over ``path``."""
+    """Write ``tree`` as netCDF-4 (groups kept) through a temporary file renamed over ``path``, so
+    an interrupted write leaves any previous file intact."""
     path = Path(path)
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tree.to_netcdf(tmp, engine=ENGINE)
-    tmp.replace(path)
+    try:
+        tree.to_netcdf(tmp, engine=ENGINE)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def load_datatree(path):
-    """Read a file written by :func:`save_datatree` (loaded into memory, the file closed)."""
+    """Read a file written by :func:`save_datatree` (loaded into memory, the file closed).
+
+    :raises FileNotFoundError: no file at ``path``.
+    :raises ValueError: the file is not netCDF-4 (corrupt, truncated) or not a pyro_mm export.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no pyro_mm ArviZ file at {path}")
     try:
         with xr.open_datatree(path, engine=ENGINE) as tree:
-            return tree.load()
+            tree = tree.load()
     except Exception as error:
         raise ValueError(f"{path} is corrupt or not a netCDF-4 DataTree ({type(error).__name__}: {error})") from None
+    if "pyro_mm_class" not in tree.attrs or "posterior" not in tree.children:
+        raise ValueError(f"{path} is a netCDF-4 file but not a pyro_mm export (no posterior group or pyro_mm attrs)")
+    return tree
