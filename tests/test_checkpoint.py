@@ -5,23 +5,38 @@ import torch
 from mm_helpers import small_batch, small_modalities
 
 from pyro_mm.api import MEME, MMVAE, MVAE
+from pyro_mm.checkpoint import TRAINING_FORMAT, read_payload
 
 CASES = [(MEME, {"num_particles": 3, "num_pseudo_samples": 8}), (MMVAE, {"num_particles": 3})]
+IDS = [c.__name__ for c, _ in CASES]
+RUN = dict(batch_size=16, lr=3e-3, progress=False)  # 80 samples: 5 steps per epoch
 
 
-def make(cls, options):
+def make(cls=MVAE, options=None, z_dim=3):
     torch.manual_seed(0)
-    return cls(small_modalities(2), 3, **options)
+    return cls(small_modalities(2), z_dim, **(options or {}))
 
 
-def data():
-    return small_batch(small_modalities(2), batch_size=80, missing=0.3, seed=4)
+def data(seed=4):
+    return small_batch(small_modalities(2), batch_size=80, missing=0.3, seed=seed)
 
 
-def train(vae, losses, **kwargs):
+def train(vae, losses, epochs=3, **kwargs):
     torch.manual_seed(1)
-    return vae.fit(data(), epochs=3, batch_size=16, lr=3e-3, progress=False,
-                   callback=lambda step, loss: losses.append(loss), **kwargs)
+    return vae.fit(data(), epochs=epochs, callback=lambda step, loss: losses.append(loss), **RUN, **kwargs)
+
+
+def resume(vae, path, losses, epochs=3, **kwargs):
+    torch.manual_seed(123)  # the checkpoint's random state must win over the current one
+    return vae.fit(data(), epochs=epochs, callback=lambda step, loss: losses.append(loss),
+                   checkpoint=path, resume=True, **{**RUN, **kwargs})
+
+
+def assert_same_parameters(a, b):
+    mine, theirs = a.state_dict(), b.state_dict()
+    assert mine.keys() == theirs.keys()
+    for name, value in mine.items():
+        assert torch.equal(value, theirs[name]), name
 
 
 class Interrupt:
@@ -36,68 +51,119 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("cls,options", CASES, ids=[c.__name__ for c, _ in CASES])
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(cls, options, tmp_path):
-    straight = []
-    reference = make(cls, options)
-    history = train(reference, straight)
+@pytest.fixture(params=CASES, ids=IDS)
+def uninterrupted(request):
+    """(class, options, model, per-step losses, epoch history) of a straight 3-epoch run."""
+    cls, options = request.param
+    losses = []
+    vae = make(cls, options)
+    history = train(vae, losses)
+    return cls, options, vae, losses, history
+
+
+def test_ctrl_c_between_steps_writes_a_checkpoint_that_resumes_exactly(uninterrupted, tmp_path):
+    cls, options, reference, straight, history = uninterrupted
     path = tmp_path / "ckpt.pt"
+    interrupt = Interrupt(after=8)  # in epoch 2; the periodic checkpoints are at steps 3 and 6
     first = make(cls, options)
-    interrupt = Interrupt(after=8)  # mid-epoch 2 (5 batches per epoch); last checkpoint at step 6
     with pytest.raises(KeyboardInterrupt):
         torch.manual_seed(1)
-        first.fit(data(), epochs=3, batch_size=16, lr=3e-3, progress=False, callback=interrupt,
-                  checkpoint=path, checkpoint_every=3)
-    resumed_losses = []
+        first.fit(data(), epochs=3, callback=interrupt, checkpoint=path, checkpoint_every=3, **RUN)
+    assert read_payload(path, TRAINING_FORMAT)["position"]["skip"] == 3  # step 8 = batch 3 of epoch 2
+    rest = []
     resumed = make(cls, options)
-    torch.manual_seed(123)  # the checkpoint's random state must win over the current one
-    resumed_history = resumed.fit(data(), epochs=3, batch_size=16, lr=3e-3, progress=False,
-                                  callback=lambda step, loss: resumed_losses.append(loss), checkpoint=path,
-                                  resume=True)
-    assert interrupt.losses[:6] + resumed_losses == straight
-    assert resumed_history == history
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+    assert resume(resumed, path, rest) == history
+    assert interrupt.losses + rest == straight  # exact float equality, step by step
+    assert resumed.step_losses == straight
+    assert_same_parameters(reference, resumed)
+    if cls is MEME:  # the pseudo-samples are parameters, and not initialised again
+        assert resumed._pseudo_ready and any("pseudo" in name for name in resumed.state_dict())
 
 
-def test_time_budget_stop_resumes_mid_epoch(tmp_path):
+def test_ctrl_c_inside_a_step_keeps_the_last_periodic_checkpoint(uninterrupted, tmp_path, monkeypatch):
+    cls, options, reference, straight, _ = uninterrupted
+    path = tmp_path / "ckpt.pt"
+    saved = {}
+    adam_step, calls = torch.optim.Adam.step, []
+
+    def step_then_interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:  # gradients computed, random numbers drawn, parameters not yet updated
+            saved["bytes"] = path.read_bytes()
+            raise KeyboardInterrupt
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(make(cls, options), [], checkpoint=path, checkpoint_every=3)
+    monkeypatch.undo()
+    assert path.read_bytes() == saved["bytes"]  # not rewritten in an inconsistent state
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
+    rest = []
+    resumed = make(cls, options)
+    resume(resumed, path, rest)
+    assert straight[:6] + rest == straight
+    assert_same_parameters(reference, resumed)
+
+
+def test_time_budget_stop_resumes_mid_epoch_and_a_finished_run_continues_longer(tmp_path):
     straight = []
-    train(make(MVAE, {}), straight)
+    reference = make()
+    train(reference, straight)
     path = tmp_path / "ckpt.pt"
     part = []
-    vae = make(MVAE, {})
-    torch.manual_seed(1)
-    vae.fit(data(), epochs=3, batch_size=16, lr=3e-3, progress=False, time_budget=1e-9,
-            callback=lambda step, loss: part.append(loss), checkpoint=path)
+    train(make(), part, time_budget=1e-9, checkpoint=path)
     assert len(part) == 1  # stopped after the first step, checkpoint written at the end
     rest = []
-    make(MVAE, {}).fit(data(), epochs=3, batch_size=16, lr=3e-3, progress=False,
-                       callback=lambda step, loss: rest.append(loss), checkpoint=path, resume=True)
-    assert part + rest == straight
+    torch.manual_seed(5)
+    make().fit(data(), epochs=2, callback=lambda step, loss: rest.append(loss), resume=path, **RUN)  # a path
+    assert part + rest == straight[:10]
+    more = []
+    resumed = make()
+    resume(resumed, path, more, epochs=3)  # the finished 2-epoch run continues for a third epoch
+    assert part + rest + more == straight
+    assert_same_parameters(reference, resumed)
 
 
 def test_corrupt_and_incompatible_checkpoints_are_named_and_left_untouched(tmp_path):
     path = tmp_path / "ckpt.pt"
-    train(make(MVAE, {}), [], checkpoint=path)
+    train(make(), [], epochs=1, checkpoint=path)
     good = path.read_bytes()
+
+    def refused(vae, message, **kwargs):
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        with pytest.raises(ValueError, match=message):
+            resume(vae, path, [], **kwargs)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    path.write_bytes(b"not a checkpoint at all" * 10)
+    refused(make(), "corrupt or not a pyro_mm checkpoint")
     path.write_bytes(good[: len(good) // 3])
-    broken = path.read_bytes()
-    with pytest.raises(ValueError, match="corrupt"):
-        train(make(MVAE, {}), [], checkpoint=path, resume=True)
-    assert path.read_bytes() == broken
+    refused(make(), "corrupt")
     path.write_bytes(good)
-    with pytest.raises(ValueError, match="incompatible.*class"):
-        train(make(MMVAE, {"num_particles": 3}), [], checkpoint=path, resume=True)
-    with pytest.raises(ValueError, match="incompatible.*z_dim"):
-        torch.manual_seed(0)
-        train(MVAE(small_modalities(2), 4), [], checkpoint=path, resume=True)
-    with pytest.raises(ValueError, match="batch_size=16.*batch_size=8"):
-        make(MVAE, {}).fit(data(), epochs=3, batch_size=8, progress=False, checkpoint=path, resume=True)
-    with pytest.raises(ValueError, match="not a pyro_mm checkpoint"):
-        make(MVAE, {}).save(tmp_path / "model.pt")
-        train(make(MVAE, {}), [], checkpoint=tmp_path / "model.pt", resume=True)
+    torch.save({**torch.load(path, weights_only=False), "version": 99}, path)
+    refused(make(), "checkpoint version 99, this pyro_mm reads version 2")
+    make().save(path)
+    refused(make(), "not a pyro_mm checkpoint .format 'pyro_mm-model'")
+    path.write_bytes(good)
+    refused(make(MMVAE, {"num_particles": 3}), "incompatible with this MMVAE: its class is 'MVAE'")
+    refused(make(z_dim=4), "incompatible.*its z_dim is 3, this object's is 4")
+    refused(make(MVAE, {"num_random_subsets": 1}), "incompatible.*its options")
+    torch.manual_seed(0)
+    refused(MVAE(small_modalities(3), 3), "incompatible.*its modalities")
+    refused(make(), "batch_size=16, this run has batch_size=8", batch_size=8)
+    with pytest.raises(ValueError, match="masks_sha1"):  # same size, another observation pattern
+        make().fit(data(seed=5), **RUN, checkpoint=path, resume=True)
     assert path.read_bytes() == good
     with pytest.raises(FileNotFoundError, match="no pyro_mm checkpoint"):
-        train(make(MVAE, {}), [], checkpoint=tmp_path / "absent.pt", resume=True)
+        resume(make(), tmp_path / "absent.pt", [])
     with pytest.raises(ValueError, match="need a checkpoint path"):
-        train(make(MVAE, {}), [], resume=True)
+        train(make(), [], resume=True)
+
+
+def test_settings_given_by_the_caller_must_repeat(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    train(make(), [], epochs=1, checkpoint=path, config={"dataset": "polymnist"})
+    with pytest.raises(ValueError, match="dataset='polymnist', this run has dataset='mnist'"):
+        resume(make(), path, [], config={"dataset": "mnist"})
+    resume(make(), path, [], config={"dataset": "polymnist"})

@@ -1,17 +1,29 @@
-"""The pyro-mm command: help texts and a tiny demo run."""
+"""The pyro-mm command: help texts, tiny end-to-end runs of every sub-command, bad input."""
+
+import json
 
 import pytest
+import torch
 
+from pyro_mm import api
 from pyro_mm.cli import build_parser, main
+from pyro_mm.data.cache import data_dir
+
+TINY = ["--dataset", "mnist-syndigits", "--z-dim", "4", "--no-progress"]
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
 def test_help_of_every_sub_command(capsys):
     parser = build_parser()
-    for argv in ([], ["main"], ["demo"], ["train"], ["evaluate"], ["sample"], ["data"]):
+    for argv in ([], ["main"], ["demo"], ["train"], ["evaluate"], ["sample"], ["data"], ["data", "prepare"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv + ["--help"])
         assert exit_info.value.code == 0
-    assert "synthetic" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert text.startswith("usage: pyro-mm") and "examples:\n  pyro-mm" in text, argv
 
 
 def test_tiny_demo_prints_a_table(capsys):
@@ -28,11 +40,9 @@ def test_bad_options_are_refused(argv):
 
 
 def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
-    import json
-
     out = tmp_path / "run"
-    assert main(["train", "--method", "meme", "--dataset", "mnist-syndigits", "--size", "150", "--epochs", "1",
-                 "--batch-size", "64", "--z-dim", "4", "--no-progress", "--out", str(out)]) == 0
+    assert main(["train", "--method", "meme", "--size", "150", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out)] + TINY) == 0
     assert (out / "model.pt").is_file() and json.loads((out / "history.json").read_text())["loss"]
     assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--classifier-size", "150",
                  "--no-progress"]) == 0
@@ -43,65 +53,112 @@ def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--method", "vae"], "invalid choice"),
-    (["train", "--dataset", "svhn"], "invalid choice"),
-    (["train", "--time-budget", "0"], "must be positive"),
+    (["train", "--method", "vae"], "invalid choice: 'vae'"),
+    (["train", "--dataset", "svhn"], "invalid choice: 'svhn'"),
+    (["train", "--time-budget", "0"], "must be positive, got 0"),
+    (["train", "--time-budget", "-5"], "must be positive, got -5"),
+    (["data", "prepare", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["sample", "--num", "0"], "must be a positive integer"),
 ])
-def test_bad_train_options_are_refused(argv, message, capsys):
-    with pytest.raises(SystemExit):
+def test_bad_options_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    assert message in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("command", [["train", "--out"], ["sample", "--out"], ["evaluate", "--run"]])
+def test_an_output_directory_that_is_a_file_is_refused(command, tmp_path, capsys):
     target = tmp_path / "file"
-    target.write_text("x")
-    with pytest.raises(SystemExit):
-        main(["train", "--out", str(target)])
-    assert "is a file" in capsys.readouterr().err
+    target.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        main(command + [str(target)])
+    assert exit_info.value.code == 2 and "is a file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
 
 
-def test_unknown_device_is_named(tmp_path):
-    with pytest.raises(SystemExit, match="unknown device"):
-        main(["train", "--device", "tpu0", "--size", "10", "--out", str(tmp_path / "r")])
+@pytest.mark.parametrize("device,message", [("tpu0", "unknown device 'tpu0'"), ("meta", "not supported"),
+                                            ("cuda:7", "cuda:7")])
+def test_unknown_or_absent_devices_are_named(device, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        main(["train", "--device", device, "--size", "10", "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
 
 
-def test_train_writes_a_checkpoint_and_resumes_from_it(tmp_path, capsys):
-    import json
-
+def test_train_checkpoints_resumes_exactly_and_refuses_other_settings(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["train", "--method", "mvae", "--dataset", "mnist-syndigits", "--size", "60", "--epochs", "2",
-            "--batch-size", "50", "--z-dim", "4", "--checkpoint-every", "2", "--no-progress", "--out", str(out)]
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    argv = ["train", "--method", "mvae", "--size", "60", "--epochs", "2", "--batch-size", "50",
+            "--checkpoint-every", "2", "--out", str(out)] + TINY  # 300 pairs: 6 steps per epoch
+    with pytest.raises(SystemExit, match="--resume: no checkpoint at .*checkpoint.pt"):
         main(argv + ["--resume"])
-    assert main(argv[:-2] + ["--out", str(out), "--time-budget", "1e-9"]) == 0  # stops after one step
-    assert (out / "checkpoint.pt").is_file()
+    assert not out.exists()
+    assert main(argv) == 0
+    straight = json.loads((out / "history.json").read_text())
+    assert len(straight["loss"]) == 2 and len(straight["step_loss"]) == 12
+    assert main(argv + ["--time-budget", "1e-9"]) == 0  # a fresh run, stopped after one step
+    assert "starting afresh" in capsys.readouterr().out
+    assert len(json.loads((out / "history.json").read_text())["step_loss"]) == 1
     assert main(argv + ["--resume"]) == 0
-    history = json.loads((out / "history.json").read_text())
-    assert len(history["loss"]) == 2 and len(history["step_loss"]) == 12  # 300 pairs / 50 per batch, twice
-    with pytest.raises(SystemExit, match="batch_size"):
-        main(argv[:argv.index("--batch-size")] + ["--batch-size", "20"] + argv[argv.index("--batch-size") + 2:]
-             + ["--resume"])
+    resumed = json.loads((out / "history.json").read_text())
+    assert resumed["step_loss"] == straight["step_loss"] and resumed["loss"] == straight["loss"]
+    before = files(out)
+    for option, value in (("--fraction", "0.3"), ("--batch-size", "20"), ("--method", "mmvae"), ("--z-dim", "5")):
+        changed = argv[:]
+        if option in changed:
+            changed[changed.index(option) + 1] = value
+        else:
+            changed += [option, value]
+        with pytest.raises(SystemExit, match=option.lstrip("-").replace("-", "_")):
+            main(changed + ["--resume"])
+    assert files(out) == before  # nothing was touched
 
 
-def test_sample_and_data_commands(tmp_path, capsys):
-    import torch
+def test_ctrl_c_during_train_points_at_resume(tmp_path, monkeypatch):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
 
+    monkeypatch.setattr(api.MultimodalVAE, "fit", interrupted)
+    argv = ["train", "--method", "mvae", "--size", "10", "--out", str(tmp_path / "run")] + TINY
+    with pytest.raises(SystemExit, match="interrupted before the first checkpoint"):
+        main(argv)
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"a checkpoint")
+    with pytest.raises(SystemExit, match="interrupted; .*checkpoint.pt holds the last checkpoint.*--resume"):
+        main(argv)
+
+
+def test_sample_from_the_prior_and_given_a_modality(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--method", "mmvae", "--dataset", "mnist-syndigits", "--size", "40", "--batch-size", "40",
-                 "--z-dim", "4", "--no-progress", "--out", str(out)]) == 0
+    assert main(["train", "--method", "mmvae", "--size", "40", "--batch-size", "40", "--out", str(out)] + TINY) == 0
     assert main(["sample", "--run", str(out), "--num", "3"]) == 0
+    assert "drawing 3 samples" in capsys.readouterr().out
     prior = torch.load(out / "samples.pt")
     assert prior["mnist"].shape == (3, 1, 28, 28) and prior["syndigits"].shape == (3, 3, 32, 32)
-    assert main(["sample", "--run", str(out), "--num", "2", "--given", "syndigits", "--out", str(tmp_path / "c")]) == 0
-    assert set(torch.load(tmp_path / "c" / "samples.pt")) == {"syndigits->mnist"}
-    assert (tmp_path / "c" / "samples.png").stat().st_size > 0
-    with pytest.raises(SystemExit, match="not a modality"):
-        main(["sample", "--run", str(out), "--given", "svhn"])
-    with pytest.raises(SystemExit, match="no trained run"):
+    assert (out / "samples.png").stat().st_size > 0
+    given = tmp_path / "given"
+    assert main(["sample", "--run", str(out), "--given", "syndigits", "--index", "4", "0", "--out", str(given)]) == 0
+    samples = torch.load(given / "samples.pt")
+    assert set(samples) == {"syndigits->mnist"} and samples["syndigits->mnist"].shape == (2, 1, 28, 28)
+    assert (given / "samples.png").stat().st_size > 0
+    for argv, message in ((["--given", "svhn"], "'svhn' is not a modality of this model"),
+                          (["--index", "1"], "--index .* needs --given"),
+                          (["--given", "mnist", "--index", "99999"], "--index 99999: .*size must be between")):
+        with pytest.raises(SystemExit, match=message):
+            main(["sample", "--run", str(out)] + argv)
+    with pytest.raises(SystemExit, match="holds no trained run"):
         main(["sample", "--run", str(tmp_path / "nothing")])
-    assert main(["data", "prepare", "--dataset", "mnist-syndigits", "--size", "30", "--split", "test"]) == 0
-    assert "test: MNISTSynDigits(n=150" in capsys.readouterr().out
+
+
+def test_data_prepare_reports_sizes_and_cache_files_and_preview_draws(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYRO_MM_MNIST_DIR", str(data_dir() / "mnist"))  # no download in a fresh cache
+    monkeypatch.setenv("PYRO_MM_DATA_DIR", str(tmp_path / "cache"))
+    argv = ["data", "prepare", "--dataset", "mnist-syndigits", "--size", "30", "--split", "test"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "150 samples; mnist 1x28x28, syndigits 3x32x32" in out
+    assert f"cache directory {tmp_path / 'cache'}" in out and "wrote " + str(tmp_path / "cache") in out
+    assert main(argv) == 0
+    assert "nothing to build" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--size: .*size must be between 1 and 10000"):
+        main(["data", "prepare", "--dataset", "mnist-syndigits", "--size", "20000", "--split", "test"])
     assert main(["data", "preview", "--dataset", "captioned-digits", "--size", "20", "--out",
                  str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
