@@ -1,44 +1,53 @@
-"""How much a pyro_mm SVI step costs beyond the networks it drives.
+"""How much a pyro_mm training step costs beyond the networks it drives.
 
 For every method and estimator the harness times, **interleaved in one process**, (a) one full
-training step through pyro_mm — ``elbo(model, guide)`` as an ``ELBOModule``, forward, backward,
-Adam — and (b) the same step of a plain-PyTorch implementation of the same loss with the *same*
-network modules and data (the floor, written below). It reports samples per second, the ratio
-(a)/(b) as the median and inter-quartile range over repeats, and the peak memory of a step.
+training step through pyro_mm — ``elbo(model, guide)`` as an ``ELBOModule`` (as
+:meth:`pyro_mm.api.MultimodalVAE.fit` builds it), forward, backward, Adam — and (b) the same step
+of a plain-PyTorch implementation of the same objective with the *same* network modules and data,
+written below: the floor. Each repeat alternates single steps of (a) and (b) ``--steps`` times per
+case, so that a slow spell of a shared machine hits both; the ratio (a)/(b) of every repeat gives
+the median and inter-quartile range reported, beside samples per second and the peak memory of one
+step of each (CPU: the rise of the resident set's high-water mark over its level before the step,
+after returning freed memory to the system; CUDA: ``torch.cuda.max_memory_allocated``).
 
-Floors compute the same value as pyro_mm's objective, with the same random numbers drawn in the
-same order; ``--check`` (and the test) asserts that the two losses agree. The DReG floor computes
-the IWAE value and a doubly-reparameterised surrogate with the same operations (its decoder
-gradient weights particles by w̃² rather than w̃; the cost is the same). MEME has no hand-written
-floor here (its two directions, pseudo-sample prior and classifier samples would be a second
-implementation of the objective); its step is timed and reported against the MMVAE K = 10 floor,
-which runs the same encoders and K + 1 decoder passes per stratum.
+Every floor computes the value of pyro_mm's objective from the same random numbers drawn in the
+same order (encoders → subset draws → ``randn``); :func:`check_values` measures the relative gap
+between the two losses (the test asserts it is at float precision), so the ratio compares like
+with like. Floors compute what a hand-written implementation needs and nothing more: the
+products of experts in precision form, mixture densities by ``logsumexp``, MVAE's subset terms
+decoding only their own modalities, MEME's own-modality likelihood only at its main sample. The
+DReG floor computes the IWAE value and a doubly-reparameterised surrogate with the same
+operations as pyro_mm (gradients through w̃² for the encoders by a hook on z, w̃ for the decoders).
 
-    python benchmarks/step_overhead.py [--small] [--out benchmarks/results]
+    python benchmarks/step_overhead.py [--small] [--device cuda] [--no-validation] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
-import resource
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
 import pyro
 import torch
+from pyro.infer.util import is_validation_enabled
 from torch.nn import functional as F
 
 from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE
 from pyro_mm.batch import MultimodalBatch
+from pyro_mm.distributions import normal_kl, normal_log_prob
 from pyro_mm.modality import Modality
 from pyro_mm.nets import MLPDecoder, MLPEncoder
+from pyro_mm.subsets import PowerSet
 
 
 def modalities(num: int, features: int, hidden: int, z_dim: int):
+    """``num`` modalities ``m0..`` of ``features`` Bernoulli pixels with MLP encoders/decoders."""
     return [Modality(f"m{i}", (features,), MLPEncoder((features,), z_dim, (hidden,)),
                      MLPDecoder(z_dim, (features,), (hidden,)), "bernoulli") for i in range(num)]
 
@@ -55,86 +64,132 @@ def make_batch(num: int, features: int, batch_size: int, mixed: bool, seed: int 
     return MultimodalBatch(data, mask)
 
 
-# --- the plain-PyTorch floors ---------------------------------------------------------------------
+# --- the plain-PyTorch floors -----------------------------------------------------------------------
 def _experts(vae, batch):
+    """Every encoder once: ``(loc, scale) [M, B, D]``."""
     locs, scales = zip(*(m.encoder(batch[m.name]) for m in vae.modalities))
-    return torch.stack(locs), torch.stack(scales)  # [M, B, D]
+    return torch.stack(locs), torch.stack(scales)
 
 
-def _normal_lp(z, loc, scale):
-    return (-0.5 * ((z - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+def _loglik(vae, batch, name: str, z: torch.Tensor) -> torch.Tensor:
+    """log p(x_name | z), zero where x_name is missing; ``z [..., B, D]`` -> ``[..., B]``."""
+    m = vae.modalities[vae.names.index(name)]
+    logits = m.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1] + (-1,))
+    bce = F.binary_cross_entropy_with_logits(logits, batch[name].expand_as(logits), reduction="none")
+    return -bce.sum(-1) * batch.observed(name)
 
 
-def _loglik(vae, batch, z, names):
-    """Σ_n log p(x_n | z) over ``names``, masked by observation; z ``[..., B, D]``."""
-    total = 0.0
-    for m in vae.modalities:
-        if m.name in names:
-            logits = m.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1] + (-1,))
-            lp = -F.binary_cross_entropy_with_logits(logits, batch[m.name].expand_as(logits), reduction="none").sum(-1)
-            total = total + lp * batch.observed(m.name)
-    return total
-
-
-def _poe(loc, scale, use, prior: torch.Tensor):
-    """Product of the experts ``use [M, B]`` (and the N(0, I) expert where ``prior [B]``)."""
-    precision = scale.pow(-2) * use[..., None]
-    total = precision.sum(0) + prior[:, None]
-    return (loc * precision).sum(0) / total, total.rsqrt()
+def _poe(loc, scale, use, prior):
+    """Product of the experts ``use [S, B, M]`` of ``loc, scale [M, B, D]`` and of N(0, I)
+    where ``prior [S, B]``: precision-weighted mean and total precision."""
+    precision = scale[:, None].pow(-2) * use.permute(2, 0, 1)[..., None]  # [M, S, B, D]
+    total = precision.sum(0) + prior[..., None]
+    return (loc[:, None] * precision).sum(0) / total, total.rsqrt()
 
 
 def floor_iwae(vae, batch, K: int, dreg: bool = False):
-    """MMVAE's stratified IWAE (unimodal VAE: one stratum): mean over observed strata of LME_k."""
+    """MMVAE's stratified IWAE (the unimodal VAE: one stratum): the mean over observed strata m of
+    LME_k [log p(X_o | z) + log p(z) − log (1/|o|) Σ_{m' observed} q_{m'}(z)], z ~ q_m."""
     loc, scale = _experts(vae, batch)
-    observed = batch.mask.T.float()  # [M, B]
-    z = loc + scale * torch.randn((K,) + loc.shape)  # [K, M, B, D]
+    observed = batch.mask.T.to(loc.dtype)  # [M, B]
+    z = loc + scale * torch.randn((K,) + loc.shape, device=loc.device)  # [K, M, B, D]
     q_loc, q_scale = (loc.detach(), scale.detach()) if dreg else (loc, scale)
-    log_q = _normal_lp(z[:, :, None], q_loc[None, None], q_scale[None, None])  # [K, M, M', B]
-    log_q = (log_q + observed[None, None].log()).logsumexp(2) - observed.sum(0).log()
-    lw = _loglik(vae, batch, z, vae.names) + _normal_lp(z, 0.0, torch.ones(())) - log_q
+    log_q = normal_log_prob(z[:, :, None], q_loc, q_scale)  # [K, M, M', B]
+    log_q = (log_q + observed.log()).logsumexp(2) - observed.sum(0).log()
+    lw = sum(_loglik(vae, batch, n, z) for n in vae.names) + normal_log_prob(z, 0.0, torch.ones(())) - log_q
     bound = ((lw.logsumexp(0) - math.log(K)) * observed).sum(0) / observed.sum(0)
     if not dreg:
         return -bound.sum(), -bound.sum()
-    w = (lw - lw.logsumexp(0)).exp().detach()
-    surrogate = ((w ** 2 * lw).sum(0) * observed).sum(0) / observed.sum(0)
+    w = lw.softmax(0).detach()
+    z.register_hook(lambda g: g * w[..., None])  # the encoders' gradient: w̃ (here) times w̃ (below)
+    surrogate = ((w * lw).sum(0) * observed).sum(0) / observed.sum(0)
     return -bound.sum(), -surrogate.sum()
 
 
-def floor_subsets(vae, batch, subsets, weights, reconstruct_all: bool, prior_for):
-    """Σ_S ω̃_S [log p(X | z_S) + log p(z_S) − log q_S(z_S)], z_S ~ q_S, one particle per subset."""
+def floor_subsets(vae, batch, subsets, weights, prior, reconstruct_all: bool):
+    """Σ_S w_S [log p(X | z_S) + log p(z_S) − log q_S(z_S)], one draw z_S ~ q(z | x_S) per stratum.
+
+    :param subsets: boolean ``[S, B, M]``; ``weights [S, B]``; ``prior [S, B]``: prior expert.
+    :param reconstruct_all: decode every observed modality (mixture bound) or only S's (MVAE)."""
     loc, scale = _experts(vae, batch)
-    observed = batch.mask.T  # [M, B]
-    uses = [(s[:, None] & observed) for s in subsets]
-    params = [_poe(loc, scale, u, prior_for(s, batch.batch_size)) for s, u in zip(subsets, uses)]
-    s_loc, s_scale = torch.stack([p[0] for p in params]), torch.stack([p[1] for p in params])
-    z = s_loc + s_scale * torch.randn((1,) + s_loc.shape)
-    lw = _normal_lp(z, 0.0, torch.ones(())) - _normal_lp(z, s_loc, s_scale)
-    for i, (s, u) in enumerate(zip(subsets, uses)):
-        names = vae.names if reconstruct_all else [n for j, n in enumerate(vae.names) if s[j]]
-        lw[:, i] = lw[:, i] + _loglik(vae, batch, z[:, i], names)
-    avail = torch.stack([u.any(0) for u in uses]).float() * weights[:, None]
-    if reconstruct_all:
-        avail = avail / avail.sum(0)
-    bound = (lw[0] * avail).sum(0)
+    use = subsets & batch.mask
+    s_loc, s_scale = _poe(loc, scale, use, prior.to(loc.dtype))  # [S, B, D]
+    z = s_loc + s_scale * torch.randn((1,) + s_loc.shape, device=loc.device)
+    lw = normal_log_prob(z, 0.0, torch.ones(())) - normal_log_prob(z, s_loc, s_scale)  # [1, S, B]
+    for j, name in enumerate(vae.names):
+        if reconstruct_all:
+            lw = lw + _loglik(vae, batch, name, z)
+        else:  # only the strata whose subset holds m: the joint term and {m}
+            rows = [s for s in range(subsets.shape[0]) if s == 0 or s == 1 + j]
+            lw = lw.index_add(1, torch.tensor(rows, device=z.device), _loglik(vae, batch, name, z[:, rows]))
+    bound = (lw[0] * weights).sum(0)
     return -bound.sum(), -bound.sum()
 
 
-def floor_mopoe(vae, batch):
-    M = len(vae.names)
-    subsets = [torch.tensor([(k >> j) & 1 == 1 for j in range(M)]) for k in range(1, 2 ** M)]
-    full = torch.ones(M, dtype=torch.bool)
-    prior = lambda s, B: torch.full((B,), float(bool((s == full).all())))  # noqa: E731
-    return floor_subsets(vae, batch, subsets, torch.ones(len(subsets)), True, prior)
+def floor_mopoe(vae, batch, num_subsets=None):
+    """MoPoE: every non-empty subset available to a sample, weighted uniformly (or ``num_subsets``
+    drawn by pyro_mm's :class:`~pyro_mm.subsets.PowerSet`, the same draws as pyro_mm)."""
+    B, M = batch.mask.shape
+    if num_subsets is None:
+        members = torch.tensor([[(c >> j) & 1 == 1 for j in range(M)] for c in range(1, 2 ** M)],
+                               device=batch.device)
+        subsets = members[:, None, :].expand(-1, B, M)
+        avail = (subsets <= batch.mask).all(-1).float()
+        weights = avail / avail.sum(0)
+    else:
+        subsets, weights = PowerSet(M).sample(batch.mask, num_subsets)
+    return floor_subsets(vae, batch, subsets, weights, subsets.all(-1), reconstruct_all=True)
 
 
 def floor_mvae(vae, batch):
-    M = len(vae.names)
-    subsets = [torch.ones(M, dtype=torch.bool)] + [torch.eye(M, dtype=torch.bool)[m] for m in range(M)]
-    return floor_subsets(vae, batch, subsets, torch.ones(len(subsets)), False, lambda s, B: torch.ones(B))
+    """MVAE: the joint term and every unimodal term, each with the prior expert, each
+    reconstructing its own modalities; a term with nothing observed is dropped."""
+    B, M = batch.mask.shape
+    eye = torch.eye(M, dtype=torch.bool, device=batch.device)
+    subsets = torch.cat([torch.ones(1, M, dtype=torch.bool, device=batch.device), eye])[:, None].expand(-1, B, M)
+    weights = (subsets & batch.mask).any(-1).float()
+    return floor_subsets(vae, batch, subsets, weights, torch.ones_like(weights, dtype=torch.bool), False)
+
+
+def floor_meme(vae, batch, K: int, lam: float = 1.0):
+    """MEME on two modalities (paper preset: λ, directions averaged), written out: for a paired
+    sample, direction s → t with z_0..K ~ q(z | s),
+
+        sg(w) [log p(s | z_0) − log p(t | z_0) − KL(q(z|s) ‖ q(z|t))] + λ log q̂(t | s),
+        q̂ = mean_k p(t | z_k),  w = p(t | z_0) / q̂;
+
+    for a sample observing only s: log p(s | z_0) − log q(z_0 | s) + log mean_i q(z_0 | u_i) over
+    t's pseudo-samples u_i. A missing modality's stratum draws from N(0, I) (unused)."""
+    loc, scale = _experts(vae, batch)  # [2, B, D]
+    obs = batch.mask.T  # [2, B]
+    s_loc = torch.where(obs[..., None], loc, torch.zeros(()))
+    s_scale = torch.where(obs[..., None], scale, torch.ones(()))
+    z = s_loc + s_scale * torch.randn((K + 1,) + loc.shape, device=loc.device)  # [K+1, 2, B, D]
+    names = vae.names
+    own = torch.stack([_loglik(vae, batch, n, z[0, i]) for i, n in enumerate(names)])  # [2, B]
+    log_c = torch.stack([_loglik(vae, batch, names[1 - i], z[:, i]) for i in range(2)], 1)  # [K+1, 2, B]
+    log_qhat = log_c.logsumexp(0) - math.log(K + 1)
+    w = (log_c[0] - log_qhat).exp().detach()
+    p_loc, p_scale = s_loc.flip(0), s_scale.flip(0)  # the partner's expert, N(0, I) if missing
+    paired = w * (own - log_c[0] - normal_kl(loc, scale, p_loc, p_scale)) + lam * log_qhat
+    prior = []
+    for i in range(2):  # direction s: log mean_i q_t(z_0 | u_i) over t's pseudo-samples
+        t = vae.modalities[1 - i]
+        u_loc, u_scale = t.encoder(torch.sigmoid(vae.model.pseudo[t.name]))  # [N, D]
+        log_q = normal_log_prob(z[0, i, None], u_loc[:, None], u_scale[:, None])  # [N, B]
+        prior.append(log_q.logsumexp(0) - math.log(u_loc.shape[0]))
+    unpaired = own + torch.stack(prior) - normal_log_prob(z[0], loc, scale)
+    count = obs.sum(0)
+    zero = torch.zeros((), device=loc.device)
+    bound = torch.where(obs & (count == 2), paired, torch.where(obs & (count == 1), unpaired, zero)).sum(0)
+    bound = bound / count
+    return -bound.sum(), -bound.sum()
 
 
 # --- the cases --------------------------------------------------------------------------------------
 def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
+    """name -> ``build`` (the pyro_mm object), ``floor`` (vae, batch -> (loss, surrogate)),
+    ``mixed`` (MEME's partly paired batch), ``unimodal`` (the batch's first modality only)."""
     mods = lambda: modalities(2, features, hidden, z_dim)  # noqa: E731
     return {
         "unimodal": dict(build=lambda: UnimodalVAE(mods(), z_dim), floor=lambda v, b: floor_iwae(v, b, 1),
@@ -145,93 +200,140 @@ def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
         "mmvae K=10 dreg": dict(build=lambda: MMVAE(mods(), z_dim, num_particles=10, estimator="dreg"),
                                 floor=lambda v, b: floor_iwae(v, b, 10, dreg=True)),
         "mopoe all subsets": dict(build=lambda: MoPoE(mods(), z_dim), floor=floor_mopoe),
-        "mopoe num_subsets=1": dict(build=lambda: MoPoE(mods(), z_dim, num_subsets=1), floor=floor_mopoe,
-                                    same_value=False),
+        "mopoe num_subsets=1": dict(build=lambda: MoPoE(mods(), z_dim, num_subsets=1),
+                                    floor=lambda v, b: floor_mopoe(v, b, 1)),
         "meme K=10 mixed": dict(build=lambda: MEME(mods(), z_dim, num_particles=10, num_pseudo_samples=16),
-                                floor=lambda v, b: floor_iwae(v, b, 11), mixed=True, same_value=False),
+                                floor=lambda v, b: floor_meme(v, b, 10), mixed=True),
     }
 
 
-def _stepper(loss_fn: Callable, params) -> Callable:
+def _stepper(loss_fn: Callable, params, device: torch.device) -> Callable:
     optim = torch.optim.Adam(params, lr=1e-4)
 
     def step():
         optim.zero_grad()
-        loss = loss_fn()
-        loss.backward()
+        loss_fn().backward()
         optim.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     return step
 
 
-def prepare(case: dict, features: int, batch_size: int):
+def prepare(case: dict, features: int, batch_size: int, device="cpu"):
+    """The pyro_mm object, its ``ELBOModule``, the batch and the two step functions."""
+    device = torch.device(device)
     torch.manual_seed(0)
     vae = case["build"]()
     batch = make_batch(2, features, batch_size, case.get("mixed", False))
     if case.get("unimodal"):
         batch = batch.only(["m0"])
     vae.prepare(batch)
+    vae.to(device)
+    batch = batch.to(device)
     module = vae.elbo(vae.model, vae.guide)
-    ours = _stepper(lambda: module(batch), module.parameters())
-    floor = _stepper(lambda: case["floor"](vae, batch)[1], vae.parameters())
+    ours = _stepper(lambda: module(batch), module.parameters(), device)
+    floor = _stepper(lambda: case["floor"](vae, batch)[1], vae.parameters(), device)
     return vae, module, batch, ours, floor
 
 
-def check_values(case: dict, vae, module, batch, seed: int = 3) -> float:
-    """|pyro_mm loss − floor loss| / |loss| with the same random numbers."""
-    with torch.no_grad():
+def check_values(case: dict, vae, module, batch, seed: int = 3) -> Dict[str, float]:
+    """With the same random numbers: ``value_gap`` = |pyro_mm loss − floor loss| / |pyro_mm loss|
+    and ``grad_gap`` = ‖g_pyro_mm − g_floor‖ / ‖g_pyro_mm‖ over all parameters (the floor's
+    gradient is its surrogate's: the same estimator)."""
+    params = list(vae.parameters())
+    out = {}
+    for side, loss in (("ours", lambda: (module(batch),) * 2), ("floor", lambda: case["floor"](vae, batch))):
+        vae.zero_grad(set_to_none=False)
         torch.manual_seed(seed)
-        ours = module(batch)
-        torch.manual_seed(seed)
-        floor = case["floor"](vae, batch)[0]
-    return float((ours - floor).abs() / ours.abs())
+        value, surrogate = loss()
+        surrogate.backward()
+        out[side] = value.detach(), torch.cat([p.grad.flatten() for p in params])
+    vae.zero_grad(set_to_none=True)
+    (v_ours, g_ours), (v_floor, g_floor) = out["ours"], out["floor"]
+    return {"value_gap": float((v_ours - v_floor).abs() / v_ours.abs()),
+            "grad_gap": float((g_ours - g_floor).norm() / g_ours.norm())}
 
 
-def _time(step: Callable, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def peak_memory_mib(step: Callable, device: torch.device) -> float:
+    """Memory one step needs beyond what is held before it, in MiB."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
         step()
-    return (time.perf_counter() - start) / n
+        return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed blocks back to the system: RSS ≈ live memory
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the high-water mark VmHWM to the current RSS
+    base = _status_bytes("VmRSS:")
+    step()
+    return (_status_bytes("VmHWM:") - base) / 2 ** 20
 
 
-def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, only=None, progress=True) -> Dict:
-    results = {}
-    prepared = {}
+def _quartiles(values: Sequence[float]):
+    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
+    return q[0], statistics.median(values), q[2]
+
+
+def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, only=None, device="cpu",
+        progress=True) -> Dict:
+    """The report: config and, per case, times, ratios, value gap and peak memory."""
+    device = torch.device(device)
+    results, prepared = {}, {}
     for name, case in cases(features, hidden, z_dim).items():
         if only and name not in only:
             continue
-        vae, module, batch, ours, floor = prepare(case, features, batch_size)
-        ours(), floor()  # warm-up
+        vae, module, batch, ours, floor = prepare(case, features, batch_size, device)
+        gaps = check_values(case, vae, module, batch)
+        for _ in range(2):  # warm-up
+            ours(), floor()
         prepared[name] = (ours, floor)
-        results[name] = {"value_gap": check_values(case, vae, module, batch) if case.get("same_value", True) else None,
-                         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "ours": [],
-                         "floor": []}
-    for r in range(repeats):  # interleaved: every case, ours then floor, in each repeat
+        results[name] = {**gaps, "peak_mib": peak_memory_mib(ours, device),
+                         "floor_peak_mib": peak_memory_mib(floor, device), "ours": [], "floor": []}
+    for r in range(repeats):  # interleaved: every case in turn, alternating single steps
         for name, (ours, floor) in prepared.items():
-            results[name]["ours"].append(_time(ours, steps))
-            results[name]["floor"].append(_time(floor, steps))
+            spent = {"ours": 0.0, "floor": 0.0}
+            for _ in range(steps):
+                for side, step in (("ours", ours), ("floor", floor)):
+                    start = time.perf_counter()
+                    step()
+                    spent[side] += time.perf_counter() - start
+            for side in spent:
+                results[name][side].append(spent[side] / steps)
         if progress:
             print(f"repeat {r + 1}/{repeats} done", flush=True)
-    for name, res in results.items():
-        ratios = sorted(o / f for o, f in zip(res["ours"], res["floor"]))
-        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        res.update(ratio_median=statistics.median(ratios), ratio_q1=q[0], ratio_q3=q[2],
+    for res in results.values():
+        q1, med, q3 = _quartiles([o / f for o, f in zip(res["ours"], res["floor"])])
+        res.update(ratio_median=med, ratio_q1=q1, ratio_q3=q3,
                    samples_per_s=batch_size / statistics.median(res["ours"]),
                    floor_samples_per_s=batch_size / statistics.median(res["floor"]))
-    return {"config": dict(features=features, hidden=hidden, z_dim=z_dim, batch_size=batch_size, repeats=repeats,
-                           steps=steps, threads=torch.get_num_threads()), "cases": results}
+    config = dict(features=features, hidden=hidden, z_dim=z_dim, batch_size=batch_size, repeats=repeats,
+                  steps=steps, device=str(device), threads=torch.get_num_threads(),
+                  validation=is_validation_enabled(), torch=torch.__version__, pyro=pyro.__version__)
+    return {"config": config, "cases": results}
 
 
 def markdown(report: Dict) -> str:
     c = report["config"]
     lines = [f"Two modalities of {c['features']} features, MLP {c['hidden']} hidden, latent {c['z_dim']}, batch "
-             f"{c['batch_size']}, {c['threads']} threads, Pyro validation {'on' if c.get('validation', True) else 'off'}; "
-             f"{c['repeats']} interleaved repeats of {c['steps']} steps.", "",
-             "| case | pyro_mm samples/s | floor samples/s | ratio (median) | IQR | value gap | peak RSS MiB |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+             f"{c['batch_size']}, {c['device']} ({c['threads']} threads), Pyro validation "
+             f"{'on' if c['validation'] else 'off'}; {c['repeats']} interleaved repeats of {c['steps']} "
+             f"alternating steps.", "",
+             "| case | pyro_mm samples/s | floor samples/s | ratio (median) | IQR | value gap | gradient gap | "
+             "peak MiB (pyro_mm / floor) |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
     for name, r in report["cases"].items():
-        gap = "—" if r["value_gap"] is None else f"{r['value_gap']:.1e}"
         lines.append(f"| {name} | {r['samples_per_s']:.0f} | {r['floor_samples_per_s']:.0f} | {r['ratio_median']:.2f} | "
-                     f"{r['ratio_q1']:.2f}–{r['ratio_q3']:.2f} | {gap} | {r['peak_rss_mib']:.0f} |")
+                     f"{r['ratio_q1']:.2f}–{r['ratio_q3']:.2f} | {r['value_gap']:.1e} | {r['grad_gap']:.1e} | "
+                     f"{r['peak_mib']:.0f} / {r['floor_peak_mib']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -246,15 +348,17 @@ def write_results(out: Path, stem: str, report: Dict, table: str) -> None:
 def main(args):
     sizes = dict(features=64, hidden=32, z_dim=4, batch_size=16, repeats=3, steps=2) if args.small else {}
     pyro.enable_validation(not args.no_validation)
-    report = run(progress=not args.small, **sizes)
-    report["config"]["validation"] = not args.no_validation
+    report = run(device=args.device, only=args.only, progress=not args.small, **sizes)
     write_results(args.out, "step_overhead", report, markdown(report))
+    return report
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="seconds: tiny networks (run by the tests)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--only", nargs="+", help="run only these cases")
     parser.add_argument("--no-validation", action="store_true",
                         help="pyro.enable_validation(False): no argument and support checks (Pyro's default is on)")
     main(parser.parse_args())

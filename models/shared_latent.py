@@ -4,7 +4,8 @@ One latent ``z ~ N(0, I)`` per sample generates every modality through its decod
 modality's likelihood site (named after the modality) lies inside the data plate under that
 modality's observation mask, so a missing modality contributes exactly nothing, and under
 ``poutine.scale(likelihood_scale)``. Every tensor broadcasts over leading particle and strata
-dimensions: ``z`` may be ``[K, S, B, D]``; decoders see it as one flat batch.
+dimensions: ``z`` may be ``[K, S, B, D]``; decoders see it as one flat batch, called through the
+:func:`~pyro_mm.modality.decode` effect (an objective may restrict where it decodes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pyro_mm.batch import MultimodalBatch, check_batch
-from pyro_mm.modality import Modality, apply_flat, check_modalities
+from pyro_mm.modality import Modality, check_modalities, decode
 
 __all__ = ["SharedLatentModel"]
 
@@ -52,18 +53,24 @@ class SharedLatentModel(PyroModule):
 
     def likelihood(self, name: str, z: torch.Tensor) -> dist.Distribution:
         """p_θ(x_name | z) for ``z [..., D]`` (batch shape ``[...]``)."""
-        spec = self.modalities[self.names.index(name)]
-        params = apply_flat(self.decoders[name], z, 1)
-        return self.likelihoods[name](params, spec.event_dim)
+        return self._likelihood(self.modalities[self.names.index(name)], z, self.decoders, self.likelihoods)
+
+    @staticmethod
+    def _likelihood(spec: Modality, z: torch.Tensor, decoders: nn.ModuleDict,
+                    likelihoods: nn.ModuleDict) -> dist.Distribution:
+        # the module dicts are passed in: each attribute access of a PyroModule's plain submodule
+        # is a pyro.module statement (one pyro.param per parameter), wanted once per call
+        return likelihoods[spec.name](decode(spec.name, decoders[spec.name], z), spec.event_dim)
 
     def forward(self, batch: MultimodalBatch) -> torch.Tensor:
         check_batch(batch, self.names, type(self).__name__)
         if is_validation_enabled():
             for m in self.modalities:
                 m.check_data(batch[m.name], batch.observed(m.name))
+        decoders, likelihoods = self.decoders, self.likelihoods
         with pyro.plate("data", batch.batch_size, dim=-1):
             z = pyro.sample(self.latent, self.prior())
             for m in self.modalities:
                 with poutine.mask(mask=batch.observed(m.name)), poutine.scale(scale=m.likelihood_scale):
-                    pyro.sample(m.name, self.likelihood(m.name, z), obs=batch[m.name])
+                    pyro.sample(m.name, self._likelihood(m, z, decoders, likelihoods), obs=batch[m.name])
         return z

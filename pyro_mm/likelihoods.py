@@ -24,8 +24,10 @@ from typing import Tuple
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.distributions.utils import broadcast_all
+from torch.nn import functional as F
 
-__all__ = ["Likelihood", "Bernoulli", "Normal", "Laplace", "Categorical", "make_likelihood"]
+__all__ = ["Likelihood", "IndependentBernoulli", "Bernoulli", "Normal", "Laplace", "Categorical", "make_likelihood"]
 
 
 class Likelihood(nn.Module):
@@ -56,12 +58,28 @@ class Likelihood(nn.Module):
             )
 
 
+class IndependentBernoulli(dist.Independent):
+    """``Bernoulli(logits).to_event(n)`` whose log-density negates after the event sum,
+
+    .. math:: \\log p(x \\mid \\ell) = -\\sum_i \\mathrm{BCE}(\\ell_i, x_i)
+              = \\sum_i \\big[x_i \\ell_i - \\mathrm{softplus}(\\ell_i)\\big],
+
+    the same value as the element-wise ``Bernoulli.log_prob`` summed (negation is exact), without
+    a negation over every pixel of every particle and stratum, forward and backward."""
+
+    def log_prob(self, value):
+        logits, value = broadcast_all(self.base_dist.logits, value)
+        bce = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+        n = self.reinterpreted_batch_ndims
+        return -(bce.flatten(-n).sum(-1) if n else bce)
+
+
 class Bernoulli(Likelihood):
     """Bernoulli likelihood on logits (binary data or intensities in [0, 1])."""
 
     def forward(self, logits: torch.Tensor, event_dim: int):
         # validate_args=False admits intensities in [0, 1] (the usual BCE reconstruction).
-        return dist.Bernoulli(logits=logits, validate_args=False).to_event(event_dim)
+        return IndependentBernoulli(dist.Bernoulli(logits=logits, validate_args=False), event_dim)
 
     def pseudo_parameter(self, x):
         return torch.logit(x.to(torch.get_default_dtype()).clamp(1e-3, 1 - 1e-3))
@@ -71,6 +89,11 @@ class Bernoulli(Likelihood):
 
     def check_data(self, name, x, observed):
         super().check_data(name, x, observed)
+        if x.numel() == 0:
+            return
+        low, high = torch.aminmax(x)  # one pass, no full-size temporaries: the usual case
+        if bool((low >= 0) & (high <= 1)):
+            return
         shape = (-1,) + (1,) * (x.dim() - 1)
         outside = ((x < 0) | (x > 1)) & observed.reshape(shape)
         if outside.any():

@@ -13,6 +13,8 @@ A :class:`Modality` names a modality and binds four things:
 
 Encoders and decoders are ordinary modules that a user may replace; they see flat batches, and
 :func:`apply_flat` folds any leading (particle, stratum) dimensions into the batch dimension.
+Models call their decoders through :func:`decode`, a Pyro effect, so that an inference handler
+can decode only the part of ``z`` its objective uses.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from __future__ import annotations
 from typing import Sequence, Tuple, Union
 
 import torch
+from pyro.poutine.runtime import effectful
 from torch import nn
 
 from .likelihoods import Likelihood, make_likelihood
 
-__all__ = ["Modality", "apply_flat", "check_modalities"]
+__all__ = ["Modality", "apply_flat", "check_modalities", "decode"]
 
 
 def apply_flat(net: nn.Module, x: torch.Tensor, event_dims: int):
@@ -36,6 +39,22 @@ def apply_flat(net: nn.Module, x: torch.Tensor, event_dims: int):
     if isinstance(out, (tuple, list)):
         return type(out)(o.reshape(lead + o.shape[1:]) for o in out)
     return out.reshape(lead + out.shape[1:])
+
+
+_decode_effect = effectful(apply_flat, type="decode")
+
+
+def decode(name: str, net: nn.Module, z: torch.Tensor):
+    """``apply_flat(net, z, 1)``: the likelihood parameters of modality ``name`` at every
+    ``z [*lead, D]``, as a Pyro effect of type ``"decode"`` named ``name``.
+
+    Outside inference it is the plain call. An inference handler (a ``Messenger`` with a
+    ``_pyro_decode`` method) may compute it only where its objective uses the result, e.g.
+    :class:`~pyro_mm.infer.SelectiveDecodeMessenger`, which decodes a modality only at the
+    (particle, stratum) cells whose likelihood the objective uses (MVAE's subset terms, MEME). Effects of this type are not
+    recorded in traces.
+    """
+    return _decode_effect(net, z, 1, name=name)
 
 
 class Modality:

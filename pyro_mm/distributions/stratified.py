@@ -51,6 +51,7 @@ class StratifiedPosterior(TorchDistribution):
         self.source = source
         self.subsets = subsets & source.observed
         self.weights = weights
+        self._requested = subsets  # as given: the source may have computed its components already
         self.loc, self.scale = source.component_params(subsets)
         if batch_shape is None:
             batch_shape = weights.shape
@@ -67,7 +68,7 @@ class StratifiedPosterior(TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(StratifiedPosterior, _instance)
         batch_shape = torch.Size(batch_shape)
-        new.source, new.subsets, new.weights = self.source, self.subsets, self.weights
+        new.source, new.subsets, new.weights, new._requested = self.source, self.subsets, self.weights, self._requested
         new.loc = self.loc.expand(batch_shape + self.event_shape)
         new.scale = self.scale.expand(batch_shape + self.event_shape)
         TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
@@ -90,7 +91,7 @@ class StratifiedPosterior(TorchDistribution):
         """Component density log q(z_{s,b} | x_{S_{s,b}})."""
         loc, scale = self.loc, self.scale
         if detach:
-            loc, scale = self.source.component_params(self.subsets, detach=True)
+            loc, scale = self.source.component_params(self._requested, detach=True)
         return normal_log_prob(value, loc, scale)
 
     def source_log_prob(self, value, detach: bool = False):

@@ -65,6 +65,7 @@ class SubsetMixture(ExpertPosterior):
         self.prior_expert = prior_expert
         super().__init__(expert_loc, expert_scale, observed, names, batch_shape, validate_args)
         self._components = {}
+        self._member_strata = None  # the subsets of strata(None): the family's members
         if batch_shape is None and self._validate_args:  # a fresh mixture: check coverage (a host sync)
             stranded = ~family.available(observed).any(0)
             if stranded.any():
@@ -97,12 +98,19 @@ class SubsetMixture(ExpertPosterior):
         loc, _ = self.all_components()
         return (self.log_weights().exp()[..., None] * loc).sum(0).expand(self.batch_shape + self.event_shape)
 
+    def component_params(self, subsets: torch.Tensor, detach: bool = False):
+        """As :meth:`ExpertPosterior.component_params`; for the strata of every member
+        (:meth:`strata` with ``num_subsets=None``) these are the components, computed once."""
+        if subsets is self._member_strata:
+            return self.all_components(detach)
+        return super().component_params(subsets, detach)
+
     def all_components(self, detach: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale) [C, B, D]`` of every member of the family (computed once per instance
         and ``detach`` flag: the mean, the density and the samples share them)."""
         if detach not in self._components:
             members = self.family.members(self.observed.device)[:, None, :]  # [C, 1, M]
-            self._components[detach] = self.component_params(members, detach)
+            self._components[detach] = super().component_params(members, detach)
         return self._components[detach]
 
     def log_prob(self, value: torch.Tensor, detach: bool = False) -> torch.Tensor:
@@ -136,6 +144,6 @@ class SubsetMixture(ExpertPosterior):
         dtype = self.expert_loc.dtype
         if num_subsets is None:
             members = self.family.members(self.observed.device)
-            subsets = members[:, None, :].expand(members.shape[0], *self.observed.shape)
-            return subsets, self.family.renormalised_weights(self.observed, dtype)
+            self._member_strata = members[:, None, :].expand(members.shape[0], *self.observed.shape)
+            return self._member_strata, self.family.renormalised_weights(self.observed, dtype)
         return self.family.sample(self.observed, num_subsets, dtype)

@@ -1,5 +1,6 @@
 """ELBOs of pyro_mm: one objective per file, each a :class:`pyro.infer.Trace_ELBO`."""
 
+from .selective_decode_messenger import SelectiveDecodeMessenger
 from .stratified_elbo import StratifiedELBO
 from .stratify_messenger import StratifyMessenger
 from .trace_meme_elbo import TraceMEME_ELBO
@@ -7,6 +8,7 @@ from .trace_mixture_elbo import TraceMixture_ELBO
 from .trace_mvae_elbo import TraceMVAE_ELBO
 
 __all__ = [
+    "SelectiveDecodeMessenger",
     "StratifiedELBO",
     "StratifyMessenger",
     "TraceMEME_ELBO",

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from contextlib import ExitStack
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import pyro
 import pyro.distributions as dist
@@ -59,6 +59,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 
 from ..distributions import ExpertPosterior, StratifiedPosterior
+from .selective_decode_messenger import SelectiveDecodeMessenger
 from .stratify_messenger import StratifyMessenger
 
 __all__ = ["StratifiedELBO"]
@@ -103,6 +104,12 @@ class StratifiedELBO(Trace_ELBO):
         leave it unstratified (one stratum of weight one)."""
         return None
 
+    def decoded_cells(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
+        """Modality name -> boolean ``[K, S]`` (CPU): the (particle, stratum) cells whose
+        likelihood the bound uses, for the model to decode only there
+        (:class:`SelectiveDecodeMessenger`); ``None``: every cell uses every modality."""
+        return None
+
     def guide_log_density(self, fn: StratifiedPosterior, z: torch.Tensor, detach: bool) -> torch.Tensor:
         """log q(z) of the stratified site that enters the weight (default: its component)."""
         return fn.log_prob(z, detach=detach)
@@ -121,35 +128,42 @@ class StratifiedELBO(Trace_ELBO):
             with pyro.plate("particles", K, dim=PARTICLE_DIM), stratifier:
                 return guide(*args, **kwargs)
 
+        guide_trace = poutine.trace(stratified_guide).get_trace(*args, **kwargs)
+        decoded = self.decoded_cells(guide_trace.nodes[stratifier.site]["fn"]) if stratifier.num_strata else None
+
         def stratified_model(*args, **kwargs):
             # the plates sit inside the replay, so that they broadcast the model's sites
             with ExitStack() as stack:
                 stack.enter_context(pyro.plate("particles", K, dim=PARTICLE_DIM))
                 if stratifier.num_strata:
                     stack.enter_context(pyro.plate("strata", stratifier.num_strata, dim=STRATA_DIM))
+                if decoded:
+                    stack.enter_context(SelectiveDecodeMessenger(decoded))
                 return model(*args, **kwargs)
 
-        guide_trace = poutine.trace(stratified_guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)
         guide_trace = prune_subsample_sites(guide_trace)
         model_trace = prune_subsample_sites(model_trace)
-        model_trace.compute_log_prob()
-        if is_validation_enabled():
+        validate = is_validation_enabled()
+        if validate:
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
         for trace in (model_trace, guide_trace):
             for name, site in trace.nodes.items():
                 if site["type"] == "sample":
-                    self._check_site(trace is guide_trace, name, site)
+                    if trace is model_trace:  # the scaled, masked log-density (no sums, no host syncs)
+                        log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+                        site["log_prob"] = scale_and_mask(log_p, site["scale"], site["mask"])
+                    self._check_site(trace is guide_trace, name, site, validate)
         return model_trace, guide_trace, stratifier
 
-    def _check_site(self, in_guide: bool, name: str, site) -> None:
+    def _check_site(self, in_guide: bool, name: str, site, validate: bool) -> None:
         where = "guide" if in_guide else "model"
         if not any(f.dim == DATA_DIM for f in site["cond_indep_stack"]):
             raise ValueError(
                 f"{where} site {name!r} is not inside a plate over the data at dim=-1; "
                 f"{type(self).__name__} computes per-datapoint bounds"
             )
-        if is_validation_enabled() and "log_prob" in site:
+        if validate and "log_prob" in site:
             check_site_shape(site, self.max_plate_nesting)
 
     # --- the bound ----------------------------------------------------------------------------

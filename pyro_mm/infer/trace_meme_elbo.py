@@ -126,8 +126,10 @@ class TraceMEME_ELBO(StratifiedELBO):
         # log p(x_n | z_{k,m,b}) for every modality n, zero where x_n is missing: [K+1, M, B] each
         loglik = torch.stack([model_trace.nodes[n]["log_prob"].expand(z.shape[:-1]) for n in names])
         own = loglik[torch.arange(M), :, torch.arange(M)].transpose(0, 1)  # log p(x_m | z_{k,m})
-        # classifier: the product of the other modalities' decoders (only observed ones count)
-        log_c = loglik.sum(0) - own  # [K+1, M, B]
+        # classifier: the product of the other modalities' decoders (only observed ones count);
+        # own[1:] is never used, and never decoded (decoded_cells)
+        not_own = ~torch.eye(M, dtype=torch.bool, device=z.device)[:, None, :, None]  # [n, 1, m, 1]
+        log_c = torch.where(not_own, loglik, loglik.new_zeros(())).sum(0)  # [K+1, M, B]
         log_qhat = log_c.logsumexp(0) - math.log(self.num_particles)  # [M, B]
         weight = (log_c[0] - log_qhat).exp().detach()
         # conditional prior: product of the other observed experts, analytic KL
@@ -156,6 +158,16 @@ class TraceMEME_ELBO(StratifiedELBO):
             bound = bound / count.to(bound.dtype)
         return dict(bound=bound, paired=paired, unpaired=unpaired, log_qhat=log_qhat, weight=weight, kl=kl,
                     use_paired=use_paired, use_unpaired=use_unpaired)
+
+    def decoded_cells(self, posterior):
+        """In the direction m → others the likelihood of m is used at the main sample z_0 only,
+        the others' at all K + 1 samples (the classifier q̂)."""
+        cells = {}
+        for i, n in enumerate(posterior.names):
+            used = torch.ones(self.num_particles, posterior.num_strata, dtype=torch.bool)
+            used[1:, i] = False
+            cells[n] = used
+        return cells
 
     def _lambdas(self, names, like: torch.Tensor) -> torch.Tensor:
         """λ of every direction, ``[M, 1]``."""

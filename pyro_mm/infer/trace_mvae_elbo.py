@@ -13,7 +13,9 @@ For a product-of-experts posterior (with the prior expert),
 with S_j drawn uniformly from the non-empty subsets of all M modalities at every step. Unlike the
 mixture bound, a term reconstructs only its own subset. Each term is one stratum of the
 posterior (all terms are computed in one vectorised pass); a term whose subset has no observed
-member is dropped for that sample. With K > 1 each term is an IWAE bound.
+member is dropped for that sample. With K > 1 each term is an IWAE bound. Since a term reconstructs
+only its subset, the model decodes modality m only on the terms that can contain it (the joint
+term, {m} and the random subsets; :class:`~pyro_mm.infer.SelectiveDecodeMessenger`).
 
 KL annealing: β rises linearly from 0 to 1 over ``annealing_steps`` gradient steps (each call of
 :meth:`loss_and_grads` or :meth:`differentiable_loss` is one step; :meth:`loss` does not count).
@@ -77,6 +79,18 @@ class TraceMVAE_ELBO(StratifiedELBO):
         subsets = torch.cat(parts, 0)
         weights = (subsets & observed).any(-1).to(posterior.expert_loc.dtype)
         return subsets, weights
+
+    def decoded_cells(self, posterior):
+        """Modality m is reconstructed by the joint term (stratum 0), by {m} (stratum 1 + m) and
+        possibly by the random subsets (the last strata); never by another singleton."""
+        M, S = len(posterior.names), posterior.num_strata
+        cells = {}
+        for i, n in enumerate(posterior.names):
+            used = torch.ones(self.num_particles, S, dtype=torch.bool)
+            used[:, 1:1 + M] = False
+            used[:, 1 + i] = True
+            cells[n] = used
+        return cells
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         loss = super().differentiable_loss(model, guide, *args, **kwargs)
