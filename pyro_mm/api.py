@@ -266,7 +266,9 @@ class MultimodalVAE(nn.Module):
                 "options": self.options}
 
     def encode(self, batch: MultimodalBatch) -> Dict[str, torch.Tensor]:
-        """Posterior means: ``"joint"`` and, for expert guides, each modality's own expert."""
+        """Posterior means ``[B, D]``: ``"joint"`` given everything observed and, with more than
+        one modality, each modality's name: given that modality alone (NaN where it is missing);
+        :func:`pyro_mm.queries.embed`."""
         return embed(self.guide, batch)
 
     def predict(self, batch: MultimodalBatch, given: Sequence[str], generate: Sequence[str],

@@ -151,6 +151,16 @@ class MultimodalBatch:
                 f"{missing} (batch.only([...]) keeps some modalities)"
             )
 
+    def each_alone(self) -> Tuple[torch.Tensor, torch.Tensor, "MultimodalBatch"]:
+        """One row per observed (sample, modality) pair, that modality the only one observed:
+        ``(rows, cols, batch)`` with ``rows``/``cols`` ``[N]`` the pairs (``mask.nonzero()``) and
+        ``batch`` of ``N`` samples — what a guide conditions on for q(z | x_m) of every pair in
+        one call."""
+        rows, cols = self.mask.nonzero(as_tuple=True)
+        alone = torch.zeros(len(rows), len(self.names), dtype=torch.bool, device=self.mask.device)
+        alone[torch.arange(len(rows), device=rows.device), cols] = True
+        return rows, cols, self.select(rows).with_mask(alone)
+
     def with_mask(self, mask: torch.Tensor) -> "MultimodalBatch":
         """The same data under another observation mask (entries it hides become zeros)."""
         return MultimodalBatch(self.data, mask, self.labels, self.names)

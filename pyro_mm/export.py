@@ -41,7 +41,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from arviz_base import from_dict
 from pyro import poutine
@@ -87,8 +86,7 @@ def to_datatree(vae, batch: MultimodalBatch, num_samples: int = 100,
     device = next(vae.parameters()).device
     batch = batch.to(device)
     latent = vae.model.latent
-    rows, cols = batch.mask.nonzero(as_tuple=True)  # every observed (input, modality) pair
-    alone = batch.select(rows).with_mask(F.one_hot(cols, len(names)).bool())
+    rows, cols, alone = batch.each_alone()  # every observed (input, modality) pair, alone
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=seed is not None), \
             torch.no_grad():
         if seed is not None:

@@ -5,7 +5,7 @@
   read the likelihood sites' distributions;
 * :func:`sample_prior` — z ~ p(z), then every modality's likelihood at z (``poutine.trace`` of the
   model);
-* :func:`embed` — posterior means of the joint posterior and of every unimodal expert.
+* :func:`embed` — posterior means given every observed modality and given each modality alone.
 
 Nothing here re-implements sampling: the model and the guide do it.
 """
@@ -79,12 +79,19 @@ def sample_prior(model, num_samples: int, mean: bool = True) -> Dict[str, torch.
 
 
 def embed(guide, batch: MultimodalBatch) -> Dict[str, torch.Tensor]:
-    """Posterior means: ``"joint"`` (the guide's posterior given every observed modality) and,
-    for expert guides, one entry per modality (its own expert), each ``[B, D]``."""
+    """Posterior means, each ``[B, D]``: ``"joint"``, the guide's posterior given every observed
+    modality, q(z | x_o); and, with more than one modality, one entry per modality m: the guide's
+    posterior given x_m alone, q(z | x_m) (the posterior :func:`predict` uses with ``given=[m]``:
+    for MVAE the expert times the prior expert, for the mixture guides the unimodal expert),
+    **NaN where x_m is missing**. All pairs go through one guide call
+    (:meth:`MultimodalBatch.each_alone`)."""
     with torch.no_grad():
-        posterior = guide.posterior(batch)
-        out = {"joint": posterior.mean}
-        if hasattr(guide, "experts"):
-            loc, _, _ = guide.experts(batch)
-            out.update({n: loc[:, i] for i, n in enumerate(guide.names)})
+        joint = guide.posterior(batch).mean
+        out = {"joint": joint}
+        if len(batch.names) > 1:
+            rows, cols, alone = batch.each_alone()
+            means = guide.posterior(alone).mean
+            for i, name in enumerate(batch.names):
+                pick = cols == i
+                out[name] = joint.new_full(joint.shape, float("nan")).index_copy(0, rows[pick], means[pick])
     return out

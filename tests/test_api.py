@@ -48,6 +48,35 @@ def test_fit_queries_and_save_load(cls, options, missing, tmp_path):
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("missing", [0.0, 0.4], ids=["complete", "incomplete"])
+@pytest.mark.parametrize("cls,options", CLASSES[1:], ids=IDS[1:])
+def test_encode_gives_the_posterior_given_each_modality_alone(cls, options, missing):
+    """encode()[m] is q(z | x_m) — one sample at a time through the guide, NaN where x_m is
+    missing; for MVAE the expert times the prior expert (closed form), for MMVAE the expert."""
+    mods = small_modalities(3)
+    vae = cls(mods, 4, **options)
+    batch = small_batch(mods, batch_size=10, missing=missing, seed=4)
+    codes = vae.encode(batch)
+    assert torch.allclose(codes["joint"], vae.guide.posterior(batch).mean)
+    loc, scale, _ = vae.guide.experts(batch)
+    for i, name in enumerate(vae.names):
+        for b in range(len(batch)):
+            if not batch.mask[b, i]:
+                assert torch.isnan(codes[name][b]).all()
+                continue
+            only = torch.zeros(1, 3, dtype=torch.bool)
+            only[0, i] = True
+            alone = vae.guide.posterior(batch.select(torch.tensor([b])).with_mask(only)).mean[0]
+            assert torch.allclose(codes[name][b], alone, atol=1e-6)
+            if cls is MVAE:  # N(0, I) × N(loc, scale²): precision 1 + 1/scale²
+                precision = 1 + scale[b, i] ** -2
+                assert torch.allclose(alone, loc[b, i] * scale[b, i] ** -2 / precision, atol=1e-6)
+            if cls is MMVAE:
+                assert torch.allclose(alone, loc[b, i], atol=1e-6)
+    if missing:
+        assert torch.isnan(torch.cat([codes[n] for n in vae.names])).any()
+
+
 def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
     mods = small_modalities(2)
     vae = MVAE(mods, 3)

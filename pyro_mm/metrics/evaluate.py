@@ -5,7 +5,7 @@ observation scheme was):
 
 * cross coherence for every subset of input modalities → every other modality (by subset size and
   per pair) and joint coherence from prior samples (Shi et al. 2019);
-* latent accuracy: a linear probe on posterior means, per unimodal expert and for the joint
+* latent accuracy: a linear probe on posterior means, given each modality alone (q(z | x_m)) and for the joint
   posterior, trained on training-set embeddings;
 * Fréchet distance in classifier features between real and generated images, unconditional and
   conditional (cross-generated);
