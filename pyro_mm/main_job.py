@@ -110,11 +110,10 @@ def run_main_job(config: MainJobConfig) -> Dict:
     say(f"[2/4] train MEME for {config.time_budget:.0f} s (K={config.num_particles}, λ={config.classifier_weight}, "
         f"10 for directions not named; f={config.fraction}, z={config.z_dim}, batch {config.batch_size}, lr {config.lr})")
     vae = _model(train, config).to(device)
-    losses: List[float] = []
     out.mkdir(parents=True, exist_ok=True)
     vae.fit(train, epochs=1000, batch_size=config.batch_size, lr=config.lr, time_budget=config.time_budget,
-            seed=config.seed, progress=config.progress, callback=lambda step, loss: losses.append(loss),
-            checkpoint=out / "checkpoint.pt", checkpoint_every=200)
+            seed=config.seed, progress=config.progress, checkpoint=out / "checkpoint.pt", checkpoint_every=200)
+    losses = vae.step_losses
     train_seconds = time.time() - start
     vae.save(out / "model.pt")
     history = {"config": {**config.to_json(), "method": "meme", "dataset": "mnist-syndigits", "scheme": "alternate"},
