@@ -19,7 +19,13 @@ decoding only their own modalities, MEME's own-modality likelihood only at its m
 DReG floor computes the IWAE value and a doubly-reparameterised surrogate with the same
 operations as pyro_mm (gradients through w̃² for the encoders by a hook on z, w̃ for the decoders).
 
-    python benchmarks/step_overhead.py [--small] [--device cuda] [--no-validation] [--out DIR]
+Two more rows run the unimodal VAE's model and guide through Pyro's own ``Trace_ELBO`` and its
+JIT variant ``JitTrace_ELBO`` (``torch.jit.trace`` of the whole loss, compiled on the first step),
+against the same floor: what Pyro's tracing costs without pyro_mm's objective, and what JIT buys.
+pyro_mm's own ELBOs have no JIT variant; these rows say whether one would pay.
+
+    python benchmarks/step_overhead.py [--small] [--device cuda] [--no-validation] [--repeats R] [--steps N]
+                                       [--only CASE ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Callable, Dict, Sequence
 
 import pyro
 import torch
+from pyro.infer import JitTrace_ELBO, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 from torch.nn import functional as F
 
@@ -204,7 +211,37 @@ def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
                                     floor=lambda v, b: floor_mopoe(v, b, 1)),
         "meme K=10 mixed": dict(build=lambda: MEME(mods(), z_dim, num_particles=10, num_pseudo_samples=16),
                                 floor=lambda v, b: floor_meme(v, b, 10), mixed=True),
+        # the unimodal VAE through Pyro's own Trace_ELBO and its JIT variant (what JIT buys)
+        "unimodal, Pyro Trace_ELBO": dict(build=lambda: UnimodalVAE(mods(), z_dim), floor=lambda v, b: floor_iwae(v, b, 1),
+                                          unimodal=True, pyro_elbo=Trace_ELBO),
+        "unimodal, Pyro JitTrace_ELBO": dict(build=lambda: UnimodalVAE(mods(), z_dim),
+                                             floor=lambda v, b: floor_iwae(v, b, 1), unimodal=True,
+                                             pyro_elbo=lambda: JitTrace_ELBO(ignore_jit_warnings=True)),
     }
+
+
+def pyro_loss(vae, elbo, batch: MultimodalBatch) -> Callable:
+    """``elbo.differentiable_loss`` of ``vae``'s model and guide on a one-modality batch, through
+    adapters taking the data tensor (Pyro's JIT traces functions of tensors only), in a param
+    store of its own: the JIT reads its parameters from the store by name, and the other cases
+    register modules of the same names.
+
+    ``JitTrace_ELBO.differentiable_loss`` (Pyro 1.9.2) returns ``loss + (surrogate −
+    surrogate.detach())`` with a ``loss`` that is not detached, so for reparameterised sites its
+    gradient is twice the ELBO's (measured: exactly 2×); JIT rows step on the surrogate instead,
+    as ``JitTrace_ELBO.loss_and_grads`` (what ``SVI`` calls) does."""
+    name = batch.names[0]
+    model = lambda x: vae.model(MultimodalBatch({name: x}))  # noqa: E731
+    guide = lambda x: vae.guide(MultimodalBatch({name: x}))  # noqa: E731
+    store = {"params": {}, "constraints": {}}
+    jit = hasattr(elbo, "loss_and_surrogate_loss")
+
+    def loss():
+        with pyro.get_param_store().scope(store):
+            if jit:
+                return elbo.loss_and_surrogate_loss(model, guide, batch[name])[1]
+            return elbo.differentiable_loss(model, guide, batch[name])
+    return loss
 
 
 def _stepper(loss_fn: Callable, params, device: torch.device) -> Callable:
@@ -220,7 +257,8 @@ def _stepper(loss_fn: Callable, params, device: torch.device) -> Callable:
 
 
 def prepare(case: dict, features: int, batch_size: int, device="cpu"):
-    """The pyro_mm object, its ``ELBOModule``, the batch and the two step functions."""
+    """The pyro_mm object, its loss (a function of nothing: the ``ELBOModule`` on the batch, or a
+    Pyro ELBO's ``differentiable_loss``), the batch and the two step functions."""
     device = torch.device(device)
     torch.manual_seed(0)
     vae = case["build"]()
@@ -230,22 +268,27 @@ def prepare(case: dict, features: int, batch_size: int, device="cpu"):
     vae.prepare(batch)
     vae.to(device)
     batch = batch.to(device)
-    module = vae.elbo(vae.model, vae.guide)
-    ours = _stepper(lambda: module(batch), module.parameters(), device)
+    if "pyro_elbo" in case:
+        loss = pyro_loss(vae, case["pyro_elbo"](), batch)
+    else:
+        module = vae.elbo(vae.model, vae.guide)
+        loss = lambda: module(batch)  # noqa: E731
+    ours = _stepper(loss, vae.parameters(), device)
     floor = _stepper(lambda: case["floor"](vae, batch)[1], vae.parameters(), device)
-    return vae, module, batch, ours, floor
+    return vae, loss, batch, ours, floor
 
 
-def check_values(case: dict, vae, module, batch, seed: int = 3) -> Dict[str, float]:
+def check_values(case: dict, vae, loss, batch, seed: int = 3) -> Dict[str, float]:
     """With the same random numbers: ``value_gap`` = |pyro_mm loss − floor loss| / |pyro_mm loss|
     and ``grad_gap`` = ‖g_pyro_mm − g_floor‖ / ‖g_pyro_mm‖ over all parameters (the floor's
     gradient is its surrogate's: the same estimator)."""
     params = list(vae.parameters())
+    loss()  # a JIT compiles on its first call, drawing random numbers of its own
     out = {}
-    for side, loss in (("ours", lambda: (module(batch),) * 2), ("floor", lambda: case["floor"](vae, batch))):
+    for side, both in (("ours", lambda: (loss(),) * 2), ("floor", lambda: case["floor"](vae, batch))):
         vae.zero_grad(set_to_none=False)
         torch.manual_seed(seed)
-        value, surrogate = loss()
+        value, surrogate = both()
         surrogate.backward()
         out[side] = value.detach(), torch.cat([p.grad.flatten() for p in params])
     vae.zero_grad(set_to_none=True)
@@ -291,8 +334,8 @@ def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, 
     for name, case in cases(features, hidden, z_dim).items():
         if only and name not in only:
             continue
-        vae, module, batch, ours, floor = prepare(case, features, batch_size, device)
-        gaps = check_values(case, vae, module, batch)
+        vae, loss, batch, ours, floor = prepare(case, features, batch_size, device)
+        gaps = check_values(case, vae, loss, batch)
         for _ in range(2):  # warm-up
             ours(), floor()
         prepared[name] = (ours, floor)
@@ -346,7 +389,8 @@ def write_results(out: Path, stem: str, report: Dict, table: str) -> None:
 
 
 def main(args):
-    sizes = dict(features=64, hidden=32, z_dim=4, batch_size=16, repeats=3, steps=2) if args.small else {}
+    sizes = (dict(features=64, hidden=32, z_dim=4, batch_size=16, repeats=3, steps=2) if args.small
+             else dict(repeats=args.repeats, steps=args.steps))
     pyro.enable_validation(not args.no_validation)
     report = run(device=args.device, only=args.only, progress=not args.small, **sizes)
     write_results(args.out, "step_overhead", report, markdown(report))
@@ -359,6 +403,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--only", nargs="+", help="run only these cases")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (the ratio's spread is over these)")
+    parser.add_argument("--steps", type=int, default=5, help="alternating steps of each side per repeat")
     parser.add_argument("--no-validation", action="store_true",
                         help="pyro.enable_validation(False): no argument and support checks (Pyro's default is on)")
     main(parser.parse_args())

@@ -12,7 +12,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 CASES = ["unimodal", "mvae", "mmvae K=1", "mmvae K=10 dreg", "mopoe all subsets", "mopoe num_subsets=1",
-         "meme K=10 mixed"]
+         "meme K=10 mixed", "unimodal, Pyro Trace_ELBO", "unimodal, Pyro JitTrace_ELBO"]
 
 
 def _load(name):
@@ -52,8 +52,8 @@ def test_floor_computes_pyro_mm_objective(name, seed):
     """Same seed, same inputs: the floor's loss and gradient are pyro_mm's (float precision)."""
     bench = _load("step_overhead")
     case = bench.cases(features=12, hidden=8, z_dim=3)[name]
-    vae, module, batch, _, _ = bench.prepare(case, features=12, batch_size=8)
-    gaps = bench.check_values(case, vae, module, batch, seed=seed)
+    vae, loss, batch, _, _ = bench.prepare(case, features=12, batch_size=8)
+    gaps = bench.check_values(case, vae, loss, batch, seed=seed)
     assert gaps["value_gap"] < 1e-5 and gaps["grad_gap"] < 1e-4, gaps
 
 
