@@ -443,9 +443,10 @@ def _data(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command is None:
-        args = parser.parse_args(["main"])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["main"] + argv  # `pyro-mm --out DIR` is `pyro-mm main --out DIR`
+    args = parser.parse_args(argv)
     if args.command == "main":
         from .main_job import MainJobConfig, run_main_job
 

@@ -1,6 +1,7 @@
 """The main job end to end at a tiny size: every output written and readable, the table printed."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,9 @@ def test_the_command_without_arguments_is_the_main_job(monkeypatch):
     monkeypatch.setattr(main_job, "run_main_job", lambda config: seen.setdefault("config", config))
     assert cli.main([]) == 0
     assert seen["config"] == MainJobConfig()
+    seen.clear()  # options without a sub-command are the main job's (`scripts/main.sh --out DIR`)
+    assert cli.main(["--out", "elsewhere", "--time-budget", "30"]) == 0
+    assert seen["config"] == MainJobConfig(out=Path("elsewhere"), time_budget=30.0)
 
 
 def test_main_command_runs_a_tiny_job(tmp_path, capsys):
