@@ -49,7 +49,8 @@ class SharedLatentModel(PyroModule):
         self.register_buffer("prior_scale", torch.ones(self.z_dim))
 
     def prior(self) -> dist.Distribution:
-        return dist.Normal(self.prior_loc, self.prior_scale).to_event(1)
+        # fixed buffers N(0, I): nothing to validate, and its values are the guide's (validated) draws
+        return dist.Normal(self.prior_loc, self.prior_scale, validate_args=False).to_event(1)
 
     def likelihood(self, name: str, z: torch.Tensor) -> dist.Distribution:
         """p_θ(x_name | z) for ``z [..., D]`` (batch shape ``[...]``)."""

@@ -55,6 +55,7 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_validation_enabled
+from pyro.poutine.trace_messenger import TraceMessenger
 from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 
@@ -78,6 +79,15 @@ def _detached(fn):
         f"estimator='dreg' cannot rebuild a {type(fn).__name__} from detached parameters; "
         "use Normal/Laplace/Independent or a pyro_mm posterior in the guide, or estimator='iwae'"
     )
+
+
+class _SampleTraceMessenger(TraceMessenger):
+    """A trace of the sample sites only: the bound reads nothing else. Parameter statements
+    (``pyro.module`` issues one per parameter, every step) still reach the handlers outside, e.g.
+    the parameter capture of :class:`pyro.infer.SVI`; they are just not recorded here."""
+
+    def _pyro_post_param(self, msg) -> None:
+        pass
 
 
 class StratifiedELBO(Trace_ELBO):
@@ -128,7 +138,7 @@ class StratifiedELBO(Trace_ELBO):
             with pyro.plate("particles", K, dim=PARTICLE_DIM), stratifier:
                 return guide(*args, **kwargs)
 
-        guide_trace = poutine.trace(stratified_guide).get_trace(*args, **kwargs)
+        guide_trace = _SampleTraceMessenger()(stratified_guide).get_trace(*args, **kwargs)
         decoded = self.decoded_cells(guide_trace.nodes[stratifier.site]["fn"]) if stratifier.num_strata else None
 
         def stratified_model(*args, **kwargs):
@@ -141,7 +151,7 @@ class StratifiedELBO(Trace_ELBO):
                     stack.enter_context(SelectiveDecodeMessenger(decoded))
                 return model(*args, **kwargs)
 
-        model_trace = poutine.trace(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)
+        model_trace = _SampleTraceMessenger()(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)
         guide_trace = prune_subsample_sites(guide_trace)
         model_trace = prune_subsample_sites(model_trace)
         validate = is_validation_enabled()

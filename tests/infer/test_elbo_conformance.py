@@ -124,11 +124,16 @@ def test_trains_with_svi_and_bound_improves(case, missing):
     batch = small_batch(mods, batch_size=64, missing=0.3 if missing else 0.0, seed=4)
     elbo = make_elbo()
     svi = SVI(model, guide, Adam({"lr": 3e-3}), loss=elbo)
+    params = [*model.named_parameters(prefix="model"), *guide.named_parameters(prefix="guide")]
+    initial = {name: p.detach().clone() for name, p in params}
     before = sum(elbo.loss(model, guide, batch) for _ in range(5)) / 5
     for _ in range(300):
         svi.step(batch)
     after = sum(elbo.loss(model, guide, batch) for _ in range(5)) / 5
     assert after < before - 0.05 * abs(before)
+    # SVI found every network parameter through the parameter statements the ELBO lets through
+    assert params and all(not torch.equal(p, initial[name]) for name, p in params), \
+        [name for name, p in params if torch.equal(p, initial[name])]
 
 
 @pytest.mark.parametrize("case", CASES[:4], ids=IDS[:4])
