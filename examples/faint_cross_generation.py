@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from pyro_mm.api import MEME, default_modalities
+from pyro_mm.api import MEME
 from pyro_mm.data import MNISTSynDigits, PairedFraction
+from pyro_mm.main_job import MainJobConfig, build_model
 from pyro_mm.metrics import classifiers_for
 
 
@@ -54,8 +55,7 @@ def trained_model(args):
         return MEME.load(args.run / "model.pt")
     torch.manual_seed(0)
     train = MNISTSynDigits("train", size=60, observation=PairedFraction(0.5, "alternate"))
-    vae = MEME(default_modalities(train, 16, standardize_colour=True, balance_images=True), 16,
-               num_particles=5, preset="reference", classifier_weight={"mnist": 1.0})
+    vae = build_model(train, MainJobConfig())
     vae.fit(train, epochs=100, batch_size=32, lr=2e-3, time_budget=3, progress=False)
     return vae
 
@@ -76,10 +76,9 @@ def main(args):
             return (judge(images).argmax(-1) == batch.labels).float().mean().item()
 
         ratio = contrast(generated) / contrast(real)
-        rows = [("generated from MNIST (cross coherence)", accuracy(generated), contrast(generated)),
-                ("generated, contrast-stretched per image", accuracy(stretched(generated)),
-                 contrast(stretched(generated))),
-                ("real", accuracy(real), contrast(real))]
+        rows = [(name, accuracy(images), contrast(images)) for name, images in (
+            ("generated from MNIST (cross coherence)", generated),
+            ("generated, contrast-stretched per image", stretched(generated)), ("real", real))]
         for factor in (ratio, ratio / 2, ratio / 3):
             faint = with_contrast(real, factor)
             rows.append((f"real at contrast × {factor:.2f}", accuracy(faint), contrast(faint)))

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-__all__ = ["MainJobConfig", "run_main_job", "summary_rows", "TARGETS"]
+__all__ = ["MainJobConfig", "build_model", "run_main_job", "summary_rows", "TARGETS"]
 
 #: the targets the main job is measured against (issue 6): coherence both ways, latent accuracy
 TARGETS = {"mnist->syndigits": 0.6, "syndigits->mnist": 0.6, "latent accuracy": 0.85}
@@ -57,7 +57,8 @@ class MainJobConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def _model(train, config: MainJobConfig):
+def build_model(train, config: MainJobConfig):
+    """The main job's MEME for the training set ``train`` (networks, λ per direction, K)."""
     from .api import MEME, default_modalities
 
     modalities = default_modalities(train, config.z_dim, standardize_colour=True, balance_images=True)
@@ -109,7 +110,7 @@ def run_main_job(config: MainJobConfig) -> Dict:
 
     say(f"[2/4] train MEME for {config.time_budget:.0f} s (K={config.num_particles}, λ={config.classifier_weight}, "
         f"10 for directions not named; f={config.fraction}, z={config.z_dim}, batch {config.batch_size}, lr {config.lr})")
-    vae = _model(train, config).to(device)
+    vae = build_model(train, config).to(device)
     out.mkdir(parents=True, exist_ok=True)
     vae.fit(train, epochs=1000, batch_size=config.batch_size, lr=config.lr, time_budget=config.time_budget,
             seed=config.seed, progress=config.progress, checkpoint=out / "checkpoint.pt", checkpoint_every=200)
