@@ -210,8 +210,13 @@ class MultimodalVAE(nn.Module):
                     optim.zero_grad()
                     loss = module(batch)
                     loss.backward()
+                    value = loss.item()  # read before the update: a NaN step changes no parameter
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"the loss is {value} at step {len(self.step_losses) + 1} (epoch {position['epoch']}, "
+                            f"batch {step + 1}); this step updated no parameter and wrote no checkpoint; "
+                            "lower the learning rate or check the data")
                     optim.step()
-                    value = loss.item()
                     self.step_losses.append(value / len(batch))
                     position = {**position, "skip": step + 1, "total": position["total"] + value,
                                 "count": position["count"] + len(batch)}

@@ -167,3 +167,22 @@ def test_settings_given_by_the_caller_must_repeat(tmp_path):
     with pytest.raises(ValueError, match="dataset='polymnist', this run has dataset='mnist'"):
         resume(make(), path, [], config={"dataset": "mnist"})
     resume(make(), path, [], config={"dataset": "polymnist"})
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
+def test_a_nan_loss_stops_training_before_it_updates_anything(missing, tmp_path):
+    """A step whose loss is NaN raises a clear error; no parameter moves and the checkpoint on
+    disk stays the last good one."""
+    vae = make(MVAE)
+    path = tmp_path / "ckpt.pt"
+    batch = small_batch(small_modalities(2), batch_size=80, missing=missing, seed=4)
+    vae.fit(batch, epochs=1, checkpoint=path, **RUN)
+    before, saved = {k: v.clone() for k, v in vae.state_dict().items()}, path.read_bytes()
+    name, poisoned = next((n, p) for n, p in vae.named_parameters() if "decoders.m0" in n)
+    with torch.no_grad():
+        poisoned[0].fill_(float("nan"))  # every sample's m0 likelihood is NaN
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 6 .*updated no parameter"):
+        vae.fit(batch, epochs=1, checkpoint=path, **RUN)
+    for key, value in vae.state_dict().items():
+        assert torch.equal(value, before[key]) or key == name, key
+    assert path.read_bytes() == saved and len(vae.step_losses) == 5

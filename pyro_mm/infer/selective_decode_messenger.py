@@ -63,8 +63,9 @@ class SelectiveDecodeMessenger(Messenger):
     """Decode, and score, each named modality only on some leading cells of ``z``.
 
     :param dict cells: modality name -> boolean ``[K, S]`` (on the CPU): the (particle, stratum)
-        cells whose likelihood the objective uses. A modality not named, or a ``z`` whose leading
-        dimensions (left of the data dimension) are not ``[K, S]``, is decoded everywhere.
+        cells whose likelihood the objective uses (``[S]`` when the ELBO runs one particle without
+        a particle dimension). A modality not named, or a ``z`` whose leading dimensions (left of
+        the data dimension) are not the cells' shape, is decoded everywhere.
     """
 
     def __init__(self, cells: Dict[str, torch.Tensor]):

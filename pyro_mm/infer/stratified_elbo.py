@@ -6,7 +6,9 @@ weights ω_{s,b}; K particles are drawn from every stratum, all as tensor dimens
 
     particles (dim -3)  ×  strata (dim -2)  ×  data (dim -1)
 
-and every sample site's log-density becomes a log-weight ``lw[k, s, b]``:
+(with K = 1 there is no particle plate: the sites keep no particle dimension, which costs
+nothing to expand and to differentiate, and ``lw`` broadcasts to ``[1, S, B]``), and every
+sample site's log-density becomes a log-weight ``lw[k, s, b]``:
 
 .. math::
 
@@ -45,7 +47,7 @@ References:
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from typing import Dict, Optional, Tuple
 
 import pyro
@@ -130,21 +132,28 @@ class StratifiedELBO(Trace_ELBO):
         return 1.0
 
     # --- traces -------------------------------------------------------------------------------
-    def _run_traces(self, model, guide, args, kwargs):
+    def _particles(self):
+        """The particle plate; with K = 1 none: every site keeps a size-one particle dimension
+        implicitly (``lw`` broadcasts), and no site is expanded to it, forward or backward."""
         K = self.num_particles
+        return pyro.plate("particles", K, dim=PARTICLE_DIM) if K > 1 else nullcontext()
+
+    def _run_traces(self, model, guide, args, kwargs):
         stratifier = StratifyMessenger(self.strata, dim=STRATA_DIM)
 
         def stratified_guide(*args, **kwargs):
-            with pyro.plate("particles", K, dim=PARTICLE_DIM), stratifier:
+            with self._particles(), stratifier:
                 return guide(*args, **kwargs)
 
         guide_trace = _SampleTraceMessenger()(stratified_guide).get_trace(*args, **kwargs)
         decoded = self.decoded_cells(guide_trace.nodes[stratifier.site]["fn"]) if stratifier.num_strata else None
+        if decoded and self.num_particles == 1:  # z [S, B, D]: cells over the strata alone
+            decoded = {name: cells[0] for name, cells in decoded.items()}
 
         def stratified_model(*args, **kwargs):
             # the plates sit inside the replay, so that they broadcast the model's sites
             with ExitStack() as stack:
-                stack.enter_context(pyro.plate("particles", K, dim=PARTICLE_DIM))
+                stack.enter_context(self._particles())
                 if stratifier.num_strata:
                     stack.enter_context(pyro.plate("strata", stratifier.num_strata, dim=STRATA_DIM))
                 if decoded:
@@ -230,7 +239,7 @@ class StratifiedELBO(Trace_ELBO):
         with torch.no_grad():
             w_tilde = lw.softmax(0)  # [K, S, B]
         for name, z in values:
-            if z.requires_grad:
+            if z.requires_grad and self.num_particles > 1:  # K = 1: w̃ ≡ 1, the hook is the identity
                 if z.shape[:-1] != w_tilde.shape and stratifier.num_strata > 1:
                     raise ValueError(
                         f"estimator='dreg' with strata supports one latent site; {name!r} is another"
@@ -255,7 +264,8 @@ class StratifiedELBO(Trace_ELBO):
         if surrogate is not bound:
             surrogate = -surrogate.sum()
             loss = loss.detach() + (surrogate - surrogate.detach())
-        warn_if_nan(loss, "loss")
+        # no NaN check here: it would read the value back from the device every step; the
+        # callers that read it anyway check it (loss_and_grads, MultimodalVAE.fit)
         return loss
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
@@ -263,7 +273,7 @@ class StratifiedELBO(Trace_ELBO):
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         if loss.requires_grad:
             loss.backward(retain_graph=self.retain_graph)
-        return loss.item()
+        return warn_if_nan(loss.item(), "loss")
 
     def bound(self, model, guide, *args, **kwargs) -> torch.Tensor:
         """The bound of every datapoint, ``[B]`` (no gradient)."""
