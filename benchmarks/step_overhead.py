@@ -82,8 +82,7 @@ def _loglik(vae, batch, name: str, z: torch.Tensor) -> torch.Tensor:
     """log p(x_name | z), zero where x_name is missing; ``z [..., B, D]`` -> ``[..., B]``."""
     m = vae.modalities[vae.names.index(name)]
     logits = m.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1] + (-1,))
-    bce = F.binary_cross_entropy_with_logits(logits, batch[name].expand_as(logits), reduction="none")
-    return -bce.sum(-1) * batch.observed(name)
+    return ((logits * batch[name]).sum(-1) - F.softplus(logits).sum(-1)) * batch.observed(name)
 
 
 def _poe(loc, scale, use, prior):
