@@ -113,14 +113,13 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
     stages.update()
 
     subset = test.select(torch.arange(min(likelihood_samples, len(test))))
-    chunk = min(100, likelihood_particles)
-    lik = log_likelihood(model, guide, subset, num_particles=likelihood_particles, chunk_size=chunk)
+    lik = log_likelihood(model, guide, subset, num_particles=likelihood_particles)
     results["log_likelihood"] = {"joint_mean": float(lik["log_likelihood"].mean()),
                                  "particles": likelihood_particles,
                                  "khat": khat_summary(lik["khat"].numpy()), "conditional": {}}
     for target in names:
         for given in (g for g in names if g != target):
-            cond = conditional_log_likelihood(model, guide, subset, target, (given,), likelihood_particles, chunk)
+            cond = conditional_log_likelihood(model, guide, subset, target, (given,), likelihood_particles)
             results["log_likelihood"]["conditional"][f"{target}|{given}"] = {
                 "mean": float(cond["log_likelihood"].mean()), "khat": khat_summary(cond["khat"].numpy())}
     stages.update()

@@ -12,7 +12,10 @@ by the Pareto k̂ of the weights (Vehtari et al. 2024): below 0.7 the estimate i
 The conditional log p(x_n | x_S) is estimated as MMVAE does, with q(z | x_S) standing in for the
 posterior p(z | x_S): log (1/K) Σ_k p_θ(x_n | z_k), z_k ~ q(z | x_S).
 
-Everything runs batched over samples and particles, in chunks of particles to bound memory.
+Everything runs batched over samples and particles, in chunks that bound the memory: by
+default a chunk is all K particles of a block of samples, at most :data:`MAX_CHUNK_ROWS`
+(particle, sample) rows whatever the number of samples: one call on a whole test set neither
+exhausts memory nor spends its time page-faulting giant tensors, and every sample is encoded once.
 
 References: Burda et al., ICLR 2016; Shi et al., NeurIPS 2019; Vehtari, Simpson, Gelman, Yao,
 Gabry, *Pareto Smoothed Importance Sampling*, JMLR 2024.
@@ -21,7 +24,7 @@ Gabry, *Pareto Smoothed Importance Sampling*, JMLR 2024.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import pyro
 import torch
@@ -30,27 +33,47 @@ from pyro import poutine
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.metrics.pareto import pareto_khat
 
-__all__ = ["importance_log_weights", "log_likelihood", "conditional_log_likelihood"]
+__all__ = ["importance_log_weights", "log_likelihood", "conditional_log_likelihood", "MAX_CHUNK_ROWS"]
+
+#: most (particle, sample) rows in one chunk: 2^15 rows of decoder output (100 MB for 784 float32
+#: pixels); larger chunks were no faster on a CPU (``benchmarks/scaling.py``)
+MAX_CHUNK_ROWS = 2 ** 15
 
 
-def _chunked_traces(model, guide, batch: MultimodalBatch, num_particles: int, chunk_size: int):
-    """Yield (model_trace, guide_trace) for chunks of particles laid on a plate at dim −2."""
+def _chunked(model, guide, batch: MultimodalBatch, num_particles: int, chunk_size: Optional[int],
+             weigh: Callable) -> torch.Tensor:
+    """``[K, B]``: ``weigh(rows, model_trace, guide_trace)`` (``[k, b]``) over every chunk.
+
+    A chunk is ``chunk_size`` particles (default: all K, up to :data:`MAX_CHUNK_ROWS`), laid on a
+    plate at dim −2, of a block of ``MAX_CHUNK_ROWS // chunk_size`` samples (at least one), so
+    that a chunk never holds more than ``MAX_CHUNK_ROWS`` rows and, with the default, every sample
+    is encoded once."""
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    for start in range(0, num_particles, chunk_size):
-        size = min(chunk_size, num_particles - start)
+    if chunk_size is None:
+        chunk_size = min(num_particles, MAX_CHUNK_ROWS)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer (particles per chunk) or None, got {chunk_size!r}")
+    block = max(1, MAX_CHUNK_ROWS // chunk_size)
+    blocks = []
+    for first in range(0, len(batch), block):
+        rows = slice(first, min(first + block, len(batch)))
+        part = batch.select(rows)
+        chunks = []
+        for start in range(0, num_particles, chunk_size):
+            size = min(chunk_size, num_particles - start)
 
-        def particles(fn, size=size):
-            def wrapped(*args, **kwargs):
-                with pyro.plate("particles", size, dim=-2):
-                    return fn(*args, **kwargs)
-            return wrapped
+            def particles(fn, size=size):
+                def wrapped(*args, **kwargs):
+                    with pyro.plate("particles", size, dim=-2):
+                        return fn(*args, **kwargs)
+                return wrapped
 
-        guide_trace = poutine.trace(particles(guide)).get_trace(batch)
-        model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(batch)
-        yield model_trace, guide_trace
+            guide_trace = poutine.trace(particles(guide)).get_trace(part)
+            model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(part)
+            chunks.append(weigh(rows, model_trace, guide_trace).expand(size, len(part)))
+        blocks.append(torch.cat(chunks, 0))
+    return torch.cat(blocks, 1)
 
 
 def _scaled_log_prob(site, value=None):
@@ -68,15 +91,14 @@ def _sample_sites(trace):
 
 
 def importance_log_weights(model, guide, batch: MultimodalBatch, num_particles: int = 1000,
-                           chunk_size: int = 100) -> torch.Tensor:
+                           chunk_size: Optional[int] = None) -> torch.Tensor:
     """Log-weights ``[K, B]``: log p(X_o, z_k) − log q(z_k | X_o), ``z_k`` from the guide."""
-    chunks = []
+    def weigh(rows, model_trace, guide_trace):
+        lw = sum(_scaled_log_prob(s) for s in _sample_sites(model_trace))
+        return lw - sum(_scaled_log_prob(s) for s in _sample_sites(guide_trace) if not s["is_observed"])
+
     with torch.no_grad():
-        for model_trace, guide_trace in _chunked_traces(model, guide, batch, num_particles, chunk_size):
-            lw = sum(_scaled_log_prob(s) for s in _sample_sites(model_trace))
-            lw = lw - sum(_scaled_log_prob(s) for s in _sample_sites(guide_trace) if not s["is_observed"])
-            chunks.append(lw.expand(-1, len(batch)))
-    return torch.cat(chunks, 0)
+        return _chunked(model, guide, batch, num_particles, chunk_size, weigh)
 
 
 def _estimate(log_weights: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -87,14 +109,14 @@ def _estimate(log_weights: torch.Tensor) -> Dict[str, torch.Tensor]:
 
 
 def log_likelihood(model, guide, batch: MultimodalBatch, num_particles: int = 1000,
-                   chunk_size: int = 100) -> Dict[str, torch.Tensor]:
+                   chunk_size: Optional[int] = None) -> Dict[str, torch.Tensor]:
     """Importance-sampled log p(X_o) per sample and its Pareto k̂: ``{"log_likelihood": [B],
     "khat": [B]}``."""
     return _estimate(importance_log_weights(model, guide, batch, num_particles, chunk_size))
 
 
 def conditional_log_likelihood(model, guide, batch: MultimodalBatch, target: str, given: Sequence[str],
-                               num_particles: int = 1000, chunk_size: int = 100) -> Dict[str, torch.Tensor]:
+                               num_particles: int = 1000, chunk_size: Optional[int] = None) -> Dict[str, torch.Tensor]:
     """log p(x_target | x_given) ≈ log (1/K) Σ_k p(x_target | z_k), z_k ~ q(z | x_given), for the
     samples that observe ``target`` and all of ``given`` (``"rows"`` says which)."""
     if target in given:
@@ -107,10 +129,9 @@ def conditional_log_likelihood(model, guide, batch: MultimodalBatch, target: str
     keep = torch.zeros_like(sub.mask)
     keep[:, cols] = True
     conditioned = sub.with_mask(keep)  # the guide sees only x_given
-    chunks = []
     with torch.no_grad():
-        for model_trace, _ in _chunked_traces(model, guide, conditioned, num_particles, chunk_size):
-            chunks.append(_scaled_log_prob(model_trace.nodes[target], sub[target]))
-    out = _estimate(torch.cat(chunks, 0))
+        log_p = _chunked(model, guide, conditioned, num_particles, chunk_size,
+                         lambda rows, model_trace, _: _scaled_log_prob(model_trace.nodes[target], sub[target][rows]))
+    out = _estimate(log_p)
     out["rows"] = rows
     return out

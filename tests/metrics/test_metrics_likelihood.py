@@ -1,7 +1,9 @@
 """Importance-sampled likelihoods against linear-Gaussian closed forms, with Pareto k̂."""
 
+import pytest
 import torch
 
+import pyro_mm.metrics.likelihood as likelihood
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.guides import ProductOfExpertsGuide
 from pyro_mm.linear_gaussian import LinearGaussianModel
@@ -48,8 +50,53 @@ def test_a_reasonable_proposal_converges_and_a_too_narrow_one_is_flagged():
 
 
 def test_conditional_likelihood_with_the_exact_posterior_matches_the_closed_form():
+    """Within Monte Carlo error (4 000 particles: mean error ≈ 0.02 nats, the worst of 40 samples
+    0.08–0.22 over seeds)."""
     lg, x, mask, mods, model = _setup()
+    torch.manual_seed(0)
     out = conditional_log_likelihood(model, ProductOfExpertsGuide(mods), MultimodalBatch(x, mask), "x1", ["x0"],
                                      num_particles=4000, chunk_size=1000)
-    exact = lg.log_likelihood(x) - lg.log_likelihood(x, [0])
-    assert torch.allclose(out["log_likelihood"], exact, atol=0.1)
+    error = (out["log_likelihood"] - (lg.log_likelihood(x) - lg.log_likelihood(x, [0]))).abs()
+    assert error.mean() < 0.04 and error.max() < 0.3, error
+
+
+def test_chunks_hold_at_most_max_chunk_rows_and_change_nothing(monkeypatch):
+    """Chunking is bookkeeping. With the exact posterior as proposal every log-weight is log p(X_o)
+    whatever z is drawn, so every chunking must give the closed form; the guide runs once per
+    chunk: default chunks are all particles of blocks of MAX_CHUNK_ROWS // K samples (each sample
+    encoded once), explicit ones ``chunk_size`` particles of MAX_CHUNK_ROWS // chunk_size samples.
+    Complete and incomplete data; the conditional estimator too."""
+    for missing in (False, True):
+        lg, x, mask, mods, model = _setup(missing)
+        guide, batch = ProductOfExpertsGuide(mods), MultimodalBatch(x, mask)
+        exact = lg.log_likelihood_masked(x, mask)
+        calls = []
+        counted = lambda b: calls.append(len(b)) or guide(b)  # noqa: E731
+        # (particles per chunk, MAX_CHUNK_ROWS, samples per guide call) for 30 particles of 40 samples
+        for chunk, max_rows, blocks in ((None, 2 ** 15, [40]), (7, 2 ** 15, [40] * 5), (None, 30 * 16, [16, 16, 8]),
+                                        (10, 10 * 20, [20] * 6), (None, 5, [1] * 40 * 6)):
+            monkeypatch.setattr(likelihood, "MAX_CHUNK_ROWS", max_rows)
+            calls.clear()
+            weights = likelihood.importance_log_weights(model, counted, batch, 30, chunk)
+            assert weights.shape == (30, 40)
+            assert sorted(calls) == sorted(blocks), (chunk, max_rows)
+            assert torch.allclose(weights, exact.expand(30, -1), atol=1e-6), (chunk, max_rows)
+        # the conditional estimator pairs each block's draws with the same block's targets
+        monkeypatch.setattr(likelihood, "MAX_CHUNK_ROWS", 200 * 16)
+        calls.clear()
+        torch.manual_seed(0)
+        cond = conditional_log_likelihood(model, counted, batch, "x1", ["x0"], num_particles=200)
+        rows = int(cond["rows"].sum())
+        assert sorted(calls) == sorted([16] * (rows // 16) + ([rows % 16] if rows % 16 else []))
+        error = cond["log_likelihood"] - (lg.log_likelihood(x) - lg.log_likelihood(x, [0]))[cond["rows"]]
+        assert error.abs().mean() < 0.3, error  # Monte Carlo ≈ 0.1; targets of other rows: ≈ 1.8
+
+
+def test_bad_particle_and_chunk_counts_are_named():
+    _, x, mask, mods, model = _setup()
+    batch = MultimodalBatch(x, mask)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size"):
+            log_likelihood(model, ProductOfExpertsGuide(mods), batch, 10, chunk_size=bad)
+    with pytest.raises(ValueError, match="num_particles"):
+        log_likelihood(model, ProductOfExpertsGuide(mods), batch, 0)
