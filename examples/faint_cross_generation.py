@@ -10,10 +10,15 @@ classifier) on the same test pairs:
 2. the same images contrast-stretched to [0, 1] per image (what contrast alone costs);
 3. real SynDigits images whose contrast is reduced to the generated images' (the spatial
    standard deviation of each channel), and to half and a third of it: whether the judge itself
-   fails on faint digits.
+   fails on faint digits;
+4. the mean training image of each digit — what a decoder outputs for a digit when nothing tells
+   it the colours, the font or the polarity — over all images, and over the light-digit and the
+   dark-digit images separately (polarity: the luminance of the image's centre against that of
+   its left and right borders), judged as they are and contrast-stretched.
 
 If (2) stays far below the judge's accuracy on (3), the digits themselves are blurred, not just
-faint. It reads the main job's model (``scripts/main.sh`` writes ``runs/main/model.pt``); ``--small``
+faint; (4) shows how much of a digit's contrast survives averaging over what MNIST does not say.
+It reads the main job's model (``scripts/main.sh`` writes ``runs/main/model.pt``); ``--small``
 trains a tiny MEME for a few seconds instead.
 
     python examples/faint_cross_generation.py [--run runs/main] [--samples 1000] [--small]
@@ -50,6 +55,23 @@ def contrast(images: torch.Tensor) -> float:
     return images.flatten(-2).std(-1).mean().item()
 
 
+def is_light_digit(images: torch.Tensor) -> torch.Tensor:
+    """Per image ``[N, 3, H, W]``: whether the digit is lighter than its ground — the mean
+    luminance (ITU-R 601 weights) of the central block against that of the outer quarter of the
+    columns on either side."""
+    luminance = (images * images.new_tensor([0.299, 0.587, 0.114]).reshape(3, 1, 1)).sum(-3)
+    h, w = luminance.shape[-2:]
+    centre = luminance[..., h // 4: 3 * h // 4, 3 * w // 8: 5 * w // 8].mean((-2, -1))
+    border = torch.cat([luminance[..., : w // 4], luminance[..., -(w // 4):]], -1).mean((-2, -1))
+    return centre > border
+
+
+def class_means(images: torch.Tensor, labels: torch.Tensor):
+    """``(means [C, ...], classes [C])``: the mean image of every class present."""
+    classes = labels.unique()
+    return torch.stack([images[labels == c].mean(0) for c in classes]), classes
+
+
 def trained_model(args):
     if not args.small:
         return MEME.load(args.run / "model.pt")
@@ -63,8 +85,8 @@ def trained_model(args):
 def main(args):
     vae = trained_model(args).eval()
     test = MNISTSynDigits("test", size=args.samples)  # every digit has several partners: the first pairs
-    classifiers, _ = classifiers_for(MNISTSynDigits("train", size=args.classifier_size), test,
-                                     progress=not args.small)
+    training = MNISTSynDigits("train", size=args.classifier_size)  # the judges' own training pairs
+    classifiers, _ = classifiers_for(training, test, progress=not args.small)
     judge = classifiers["syndigits"]
     batch = test.batch(torch.arange(min(args.samples, len(test))), complete=True)
     torch.manual_seed(0)
@@ -82,11 +104,26 @@ def main(args):
         for factor in (ratio, ratio / 2, ratio / 3):
             faint = with_contrast(real, factor)
             rows.append((f"real at contrast × {factor:.2f}", accuracy(faint), contrast(faint)))
+        means = []
+        train = training.batch(torch.arange(len(training)), complete=True)
+        light = is_light_digit(train["syndigits"])
+        for name, chosen in (("all images", slice(None)), ("light-digit images", light), ("dark-digit images", ~light)):
+            images, classes = class_means(train["syndigits"][chosen], train.labels[chosen])
+            for how, shown in (("", images), (", stretched", stretched(images))):
+                right = (judge(shown).argmax(-1) == classes).sum().item()
+                means.append((f"mean of {name} of each digit{how}", f"{right}/{len(classes)}",
+                              contrast(shown)))
     print(f"SynDigits judge on {len(batch)} test pairs")
     print("| images | judge accuracy | contrast (channel sd) |")
     print("|---|---:|---:|")
     for name, acc, sd in rows:
         print(f"| {name} | {acc:.3f} | {sd:.3f} |")
+    print(f"\nThe same judge on the mean image of each digit over {len(training)} training pairs "
+          f"({light.float().mean().item():.1%} light digits)")
+    print("| images | digits judged right | contrast (channel sd) |")
+    print("|---|---:|---:|")
+    for name, right, sd in means:
+        print(f"| {name} | {right} | {sd:.3f} |")
 
 
 if __name__ == "__main__":
