@@ -50,6 +50,8 @@ def _chunked(model, guide, batch: MultimodalBatch, num_particles: int, chunk_siz
     is encoded once."""
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
+    if len(batch) == 0:
+        raise ValueError("the batch holds no sample: there is no likelihood to estimate")
     if chunk_size is None:
         chunk_size = min(num_particles, MAX_CHUNK_ROWS)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:

@@ -100,3 +100,5 @@ def test_bad_particle_and_chunk_counts_are_named():
             log_likelihood(model, ProductOfExpertsGuide(mods), batch, 10, chunk_size=bad)
     with pytest.raises(ValueError, match="num_particles"):
         log_likelihood(model, ProductOfExpertsGuide(mods), batch, 0)
+    with pytest.raises(ValueError, match="no sample"):
+        log_likelihood(model, ProductOfExpertsGuide(mods), batch.select(torch.zeros(0, dtype=torch.long)), 10)
