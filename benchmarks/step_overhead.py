@@ -15,7 +15,8 @@ same order (encoders → subset draws → ``randn``); :func:`check_values` measu
 between the two losses (the test asserts it is at float precision), so the ratio compares like
 with like. Floors compute what a hand-written implementation needs and nothing more: the
 products of experts in precision form, mixture densities by ``logsumexp``, MVAE's subset terms
-decoding only their own modalities, MEME's own-modality likelihood only at its main sample. The
+decoding only their own modalities, MEME's own-modality likelihood only at its main sample, no
+decoder run on a sample that lacks its modality. The
 DReG floor computes the IWAE value and a doubly-reparameterised surrogate with the same
 operations as pyro_mm (gradients through w̃² for the encoders by a hook on z, w̃ for the decoders).
 
@@ -79,10 +80,18 @@ def _experts(vae, batch):
 
 
 def _loglik(vae, batch, name: str, z: torch.Tensor) -> torch.Tensor:
-    """log p(x_name | z), zero where x_name is missing; ``z [..., B, D]`` -> ``[..., B]``."""
+    """log p(x_name | z), zero where x_name is missing (not decoded there); ``z [..., B, D]`` ->
+    ``[..., B]``."""
     m = vae.modalities[vae.names.index(name)]
+    observed, x = batch.observed(name), batch[name]
+    rows = None if bool(observed.all()) else observed.nonzero().flatten()
+    if rows is not None:
+        z, x = z.index_select(-2, rows), x[rows]
     logits = m.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1] + (-1,))
-    return ((logits * batch[name]).sum(-1) - F.softplus(logits).sum(-1)) * batch.observed(name)
+    log_p = (logits * x).sum(-1) - F.softplus(logits).sum(-1)
+    if rows is None:
+        return log_p
+    return log_p.new_zeros(log_p.shape[:-1] + observed.shape).index_copy(-1, rows, log_p)
 
 
 def _poe(loc, scale, use, prior):

@@ -1,28 +1,33 @@
 """A Pyro effect handler that decodes each modality only where the objective uses its likelihood.
 
 The stratified ELBOs run the model on ``z [K, S, B, D]`` (particles × strata × data), and the
-model decodes every modality at every (particle, stratum) cell. Some objectives use a modality's
-likelihood at only some cells:
+model decodes every modality at every (particle, stratum) cell of every sample. An objective uses
+a modality's likelihood at fewer places:
 
+* only on the samples that observe the modality: the model masks the likelihood of a missing
+  modality out (with a paired fraction f = 0.5, a quarter of each modality's samples);
 * MVAE's subset terms: stratum s reconstructs only its subset S_s, so log p(x_m | z_{k,s}) is
   multiplied by zero on every stratum whose subset lacks m;
 * MEME: in the direction m → others, the likelihood of m itself is needed for the main sample
   z_{0,m} only, the others' (the classifier q̂) for all K + 1 samples.
 
 Inside :class:`SelectiveDecodeMessenger`, the model's :func:`~pyro_mm.modality.decode` effect of
-modality m runs the decoder on the cells ``cells[m]`` only and returns those parameters alone
-(``[n, B, ...]``, n = the number of cells used); the observed sample site of the same name then
-evaluates its log-density on those cells and reads zero elsewhere — values the objective never
-uses. The bound and its gradients are unchanged; the decoder and the likelihood of m cost what the
-cells it needs cost, in time and in memory.
+modality m runs the decoder on the cells ``cells[m]`` and the samples ``rows[m]`` only and returns
+the parameters of those cells alone (``[n, B, ...]``, n = the number of cells used; the samples
+not observing m read zeros, which the model's mask discards); the observed sample site of the
+same name then evaluates its log-density on those cells and reads zero elsewhere — values the
+objective never uses. The bound and its gradients are unchanged; the decoder of m costs what the
+places it needs cost, in time and in memory (the likelihood itself still runs on every sample of
+the cells used: the data plate must see all of them).
 
 The contract with the model: the value of ``decode(name, ...)`` goes into the likelihood of the
-observed site ``name`` and nowhere else (as in :class:`~pyro_mm.models.SharedLatentModel`).
+observed site ``name`` and nowhere else, and that site is masked out on the samples that do not
+observe ``name`` (as in :class:`~pyro_mm.models.SharedLatentModel`).
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from pyro.distributions import TorchDistribution
@@ -60,32 +65,46 @@ class _OnCells(TorchDistribution):
 
 
 class SelectiveDecodeMessenger(Messenger):
-    """Decode, and score, each named modality only on some leading cells of ``z``.
+    """Decode, and score, each named modality only on some cells of ``z`` and some samples.
 
     :param dict cells: modality name -> boolean ``[K, S]`` (on the CPU): the (particle, stratum)
         cells whose likelihood the objective uses (``[S]`` when the ELBO runs one particle without
         a particle dimension). A modality not named, or a ``z`` whose leading dimensions (left of
-        the data dimension) are not the cells' shape, is decoded everywhere.
+        the data dimension) are not the cells' shape, is decoded at every cell.
+    :param dict rows: modality name -> index ``[b]`` (on the data's device) of the samples that
+        observe it; a modality not named is decoded for every sample.
     """
 
-    def __init__(self, cells: Dict[str, torch.Tensor]):
+    def __init__(self, cells: Dict[str, torch.Tensor], rows: Optional[Dict[str, torch.Tensor]] = None):
         super().__init__()
         self.cells = cells
-        self._selected: Dict[str, torch.Tensor] = {}  # name -> index of the decoded cells
+        self.rows = rows or {}
+        self._selected: Dict[str, tuple] = {}  # name -> (index of the decoded cells, their shape)
 
     def _pyro_decode(self, msg) -> None:
-        cells = self.cells.get(msg["name"])
+        name = msg["name"]
         net, z, event_dims = msg["args"]
         lead = z.shape[: z.dim() - event_dims]
-        if cells is None or tuple(lead[:-1]) != tuple(cells.shape) or bool(cells.all()):
+        cells, rows = self.cells.get(name), self.rows.get(name)
+        if cells is not None and (tuple(lead[:-1]) != tuple(cells.shape) or bool(cells.all())):
+            cells = None
+        if not lead or (cells is None and rows is None):
             return
-        index = cells.flatten().nonzero().flatten().to(z.device)
-        flat = z.reshape((cells.numel(),) + z.shape[cells.dim():])  # [K·S, B, D]
-        msg["value"] = apply_flat(net, flat.index_select(0, index), event_dims)  # [n, B, ...]
+        flat = z.reshape((lead[:-1].numel(),) + z.shape[len(lead) - 1:])  # [C, B, D]
+        if cells is not None:
+            index = cells.flatten().nonzero().flatten().to(z.device)
+            flat = flat.index_select(0, index)  # [n, B, D]
+            self._selected[name] = (index, cells.shape)
+        if rows is None:
+            value = apply_flat(net, flat, event_dims)
+        else:  # decode the samples observing the modality; the others read zeros, masked out
+            decoded = apply_flat(net, flat.index_select(1, rows), event_dims)  # [n, b, ...]
+            value = decoded.new_zeros(decoded.shape[:1] + flat.shape[1:2] + decoded.shape[2:])
+            value = value.index_copy(1, rows, decoded)
+        msg["value"] = value if cells is not None else value.reshape(lead + value.shape[2:])
         msg["done"] = True
-        self._selected[msg["name"]] = index
 
     def _pyro_sample(self, msg) -> None:
-        index = self._selected.pop(msg["name"], None)
-        if index is not None and msg["is_observed"]:
-            msg["fn"] = _OnCells(msg["fn"], index, self.cells[msg["name"]].shape)
+        selected = self._selected.pop(msg["name"], None)
+        if selected is not None and msg["is_observed"]:
+            msg["fn"] = _OnCells(msg["fn"], *selected)

@@ -122,6 +122,17 @@ class StratifiedELBO(Trace_ELBO):
         (:class:`SelectiveDecodeMessenger`); ``None``: every cell uses every modality."""
         return None
 
+    def decoded_rows(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
+        """Modality name -> index of the samples that observe it, for every modality some sample
+        lacks (the model masks a missing modality's likelihood out: its decoder need not run
+        there); ``None`` when every sample observes every modality. Reads the mask back to the
+        host once per step."""
+        observed = posterior.source.observed
+        on_host = observed.cpu()
+        rows = {name: on_host[:, i].nonzero().flatten().to(observed.device, non_blocking=True)
+                for i, name in enumerate(posterior.names) if not bool(on_host[:, i].all())}
+        return rows or None
+
     def guide_log_density(self, fn: StratifiedPosterior, z: torch.Tensor, detach: bool) -> torch.Tensor:
         """log q(z) of the stratified site that enters the weight (default: its component)."""
         return fn.log_prob(z, detach=detach)
@@ -146,7 +157,10 @@ class StratifiedELBO(Trace_ELBO):
                 return guide(*args, **kwargs)
 
         guide_trace = _SampleTraceMessenger()(stratified_guide).get_trace(*args, **kwargs)
-        decoded = self.decoded_cells(guide_trace.nodes[stratifier.site]["fn"]) if stratifier.num_strata else None
+        decoded, rows = None, None
+        if stratifier.num_strata:
+            posterior = guide_trace.nodes[stratifier.site]["fn"]
+            decoded, rows = self.decoded_cells(posterior), self.decoded_rows(posterior)
         if decoded and self.num_particles == 1:  # z [S, B, D]: cells over the strata alone
             decoded = {name: cells[0] for name, cells in decoded.items()}
 
@@ -156,8 +170,8 @@ class StratifiedELBO(Trace_ELBO):
                 stack.enter_context(self._particles())
                 if stratifier.num_strata:
                     stack.enter_context(pyro.plate("strata", stratifier.num_strata, dim=STRATA_DIM))
-                if decoded:
-                    stack.enter_context(SelectiveDecodeMessenger(decoded))
+                if decoded or rows:
+                    stack.enter_context(SelectiveDecodeMessenger(decoded or {}, rows))
                 return model(*args, **kwargs)
 
         model_trace = _SampleTraceMessenger()(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)

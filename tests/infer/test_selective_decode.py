@@ -1,15 +1,18 @@
-"""SelectiveDecodeMessenger: MVAE and MEME decode each modality only on the cells their bound uses,
-and the bound and its gradients are those of decoding everywhere (complete and incomplete data)."""
+"""SelectiveDecodeMessenger: every stratified ELBO decodes each modality only on the samples that
+observe it, MVAE and MEME also only on the cells their bound uses, and the bound and its gradients
+are those of decoding everywhere (complete and incomplete data)."""
 
 import pytest
 import torch
 from mm_helpers import small_batch, small_modalities
 
-from pyro_mm.api import MEME, MVAE
+from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE
 
 CASES = {
     "mvae": lambda mods: MVAE(mods, 3, num_random_subsets=2),
     "meme": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4),
+    "mmvae": lambda mods: MMVAE(mods, 3, num_particles=2),
+    "mopoe": lambda mods: MoPoE(mods, 3),
 }
 
 
@@ -19,8 +22,8 @@ def _loss_grads_and_rows(vae, batch, selective: bool, seed: int = 5):
     hooks = [m.decoder.register_forward_hook(lambda mod, inp, out, n=m.name: rows.__setitem__(n, rows[n] + inp[0].shape[0]))
              for m in vae.model.modalities]
     elbo = vae.elbo
-    if not selective:
-        elbo.decoded_cells = lambda posterior: None  # the instance attribute shadows the method
+    if not selective:  # instance attributes shadow the methods
+        elbo.decoded_cells = elbo.decoded_rows = lambda posterior: None
     try:
         vae.zero_grad(set_to_none=True)
         torch.manual_seed(seed)
@@ -30,6 +33,7 @@ def _loss_grads_and_rows(vae, batch, selective: bool, seed: int = 5):
         for h in hooks:
             h.remove()
         elbo.__dict__.pop("decoded_cells", None)
+        elbo.__dict__.pop("decoded_rows", None)
     grads = {n: p.grad.clone() for n, p in vae.named_parameters() if p.grad is not None}
     return loss.detach(), grads, rows
 
@@ -50,10 +54,14 @@ def test_selective_decoding_keeps_the_bound_and_its_gradients(method, missing):
 
     B, M, P = len(batch), len(vae.names), vae.elbo.num_particles
     for name in vae.names:
+        seen = int(batch.observed(name).sum())  # the samples observing the modality
         if method == "mvae":  # strata: joint, M singletons, 2 random subsets; never another singleton
             strata = 1 + M + 2
             assert rows_all[name] == P * strata * B
-            assert rows[name] == P * (strata - (M - 1)) * B
-        else:  # M directions × (K + 1) samples; its own direction at the main sample only
+            assert rows[name] == P * (strata - (M - 1)) * seen
+        elif method == "meme":  # M directions × (K + 1) samples; its own direction at the main sample only
             assert rows_all[name] == P * M * B
-            assert rows[name] == (P * M - (P - 1)) * B
+            assert rows[name] == (P * M - (P - 1)) * seen
+        else:  # every stratum reconstructs every observed modality
+            assert rows_all[name] % B == 0 and rows[name] == rows_all[name] // B * seen
+    assert missing == 0.0 or rows != rows_all  # the incomplete batch does lack modalities
