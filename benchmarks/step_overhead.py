@@ -329,7 +329,7 @@ def peak_memory_mib(step: Callable, device: torch.device) -> float:
     return (_status_bytes("VmHWM:") - base) / 2 ** 20
 
 
-def _quartiles(values: Sequence[float]):
+def quartiles(values: Sequence[float]):
     q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
     return q[0], statistics.median(values), q[2]
 
@@ -362,7 +362,7 @@ def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, 
         if progress:
             print(f"repeat {r + 1}/{repeats} done", flush=True)
     for res in results.values():
-        q1, med, q3 = _quartiles([o / f for o, f in zip(res["ours"], res["floor"])])
+        q1, med, q3 = quartiles([o / f for o, f in zip(res["ours"], res["floor"])])
         res.update(ratio_median=med, ratio_q1=q1, ratio_q3=q3,
                    samples_per_s=batch_size / statistics.median(res["ours"]),
                    floor_samples_per_s=batch_size / statistics.median(res["floor"]))

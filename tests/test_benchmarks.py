@@ -64,5 +64,6 @@ def test_scaling_harness_runs_small(tmp_path):
     assert ("mopoe all subsets", 3) in cases and ("mmvae num_subsets=1", 3) in cases
     assert [r["K"] for r in report["particles"]] == [1, 4]
     likelihood = report["likelihood"]
-    assert likelihood["speedup"] > 0 and likelihood["loop_samples_timed"] < likelihood["samples"]
+    assert 0 < likelihood["speedup_q1"] <= likelihood["speedup_median"] <= likelihood["speedup_q3"]
+    assert likelihood["loop_samples"] < likelihood["block"] <= likelihood["samples"] and likelihood["peak_mib"] >= 0
     assert "Likelihood" in (tmp_path / "scaling.md").read_text()
