@@ -32,7 +32,7 @@ import torch
 
 from pyro_mm.api import MMVAE, MoPoE
 from pyro_mm.metrics.likelihood import log_likelihood
-from step_overhead import quartiles, make_batch, modalities, peak_memory_mib, write_results
+from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, write_results
 
 
 def step_time(vae, batch, repeats: int, steps: int) -> float:

@@ -113,17 +113,19 @@ def main(args):
                 right = (judge(shown).argmax(-1) == classes).sum().item()
                 means.append((f"mean of {name} of each digit{how}", f"{right}/{len(classes)}",
                               contrast(shown)))
-    print(f"SynDigits judge on {len(batch)} test pairs")
-    print("| images | judge accuracy | contrast (channel sd) |")
+    print_table(f"SynDigits judge on {len(batch)} test pairs", "judge accuracy",
+                [(name, f"{acc:.3f}", sd) for name, acc, sd in rows])
+    print_table(f"\nThe same judge on the mean image of each digit over {len(training)} training pairs "
+                f"({light.float().mean().item():.1%} light digits)", "digits judged right", means)
+
+
+def print_table(title: str, measure: str, rows) -> None:
+    """A Markdown table of ``(images, measure, contrast)`` rows under ``title``."""
+    print(title)
+    print(f"| images | {measure} | contrast (channel sd) |")
     print("|---|---:|---:|")
-    for name, acc, sd in rows:
-        print(f"| {name} | {acc:.3f} | {sd:.3f} |")
-    print(f"\nThe same judge on the mean image of each digit over {len(training)} training pairs "
-          f"({light.float().mean().item():.1%} light digits)")
-    print("| images | digits judged right | contrast (channel sd) |")
-    print("|---|---:|---:|")
-    for name, right, sd in means:
-        print(f"| {name} | {right} | {sd:.3f} |")
+    for name, value, sd in rows:
+        print(f"| {name} | {value} | {sd:.3f} |")
 
 
 if __name__ == "__main__":
