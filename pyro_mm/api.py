@@ -392,16 +392,18 @@ class MEME(MultimodalVAE):
     """Mutual supervision with pseudo-sample priors for missing modalities (Joy et al. 2022).
 
     ``preset`` picks the paper's (λ = 1, directions averaged) or the reference code's (λ = 10,
-    summed) objective; ``classifier_weight`` (λ) and ``combine`` override it (see
+    summed) objective; ``classifier_weight`` (λ) and ``combine`` override it; ``rao_blackwell``
+    picks the lower-variance estimator of the same objective (see
     :class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
 
     def __init__(self, modalities, z_dim, num_particles: int = 10, num_pseudo_samples: int = 128,
                  preset: str = "paper", extension: bool = False, classifier_weight: Optional[float] = None,
-                 combine: Optional[str] = None):
+                 combine: Optional[str] = None, rao_blackwell: bool = False):
         self.num_pseudo_samples = num_pseudo_samples
         self._pseudo_ready = False
         super().__init__(modalities, z_dim, num_particles=num_particles, num_pseudo_samples=num_pseudo_samples,
-                         preset=preset, extension=extension, classifier_weight=classifier_weight, combine=combine)
+                         preset=preset, extension=extension, classifier_weight=classifier_weight, combine=combine,
+                         rao_blackwell=rao_blackwell)
 
     def build(self, modalities, z_dim, num_pseudo_samples, **options):
         model = MutualSupervisionModel(modalities, z_dim, pseudo_samples=num_pseudo_samples)

@@ -177,6 +177,84 @@ def test_the_weight_carries_no_gradient():
     assert not all(torch.allclose(a, c, atol=1e-5) for a, _, c in pairs)
 
 
+# --- the Rao-Blackwellised estimator -------------------------------------------------------------
+def _main_sample_swapped(eps, j):
+    """``eps`` with draw j moved to the front (it becomes the main sample z_0)."""
+    order = [j] + [k for k in range(eps.shape[0]) if k != j]
+    return eps[order]
+
+
+@pytest.mark.parametrize("preset,K,lam", [("paper", 4, 1.0), ("reference", 3, 10.0)])
+def test_rao_blackwell_is_the_paper_estimator_averaged_over_which_draw_is_the_main_sample(preset, K, lam):
+    """Value and gradient, sample by sample: L_RB = (1/(K+1)) Σ_j L(z_j as the main sample)."""
+    mods = small_modalities(2)
+    model, guide = _meme(mods)
+    batch = small_batch(mods, batch_size=3)
+    params = list({id(p): p for p in [*model.parameters(), *guide.parameters()]}.values())
+    pyro.set_rng_seed(5)
+    ours = TraceMEME_ELBO(num_particles=K, preset=preset, rao_blackwell=True).terms(model, guide, batch)["paired"][0]
+    pyro.set_rng_seed(5)
+    eps = torch.randn(K + 1, 2, 3, 3)[:, 0]
+    each = torch.stack([_by_hand(mods, model, batch, K, lam, _main_sample_swapped(eps, j)) for j in range(K + 1)])
+    expected = each.mean(0)
+    assert torch.allclose(ours, expected, atol=1e-5)
+    g_ours = torch.autograd.grad(ours.sum(), params, allow_unused=True)
+    g_expected = torch.autograd.grad(expected.sum(), params, allow_unused=True)
+    for a, b in zip(g_ours, g_expected):
+        assert (a is None) == (b is None)
+        assert a is None or torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(each[0], expected, atol=1e-3)  # one main sample alone differs
+
+
+def test_rao_blackwell_keeps_the_expectation_and_lowers_the_variance():
+    lg, mods = _lg_pair(3)
+    x = lg.sample(4, torch.Generator().manual_seed(6))
+    batch = MultimodalBatch({"s": x["s"], "t": x["t"]}).select(torch.arange(4).repeat(4000))
+    model, guide = _meme(mods, z_dim=2, dtype=torch.float64)
+    draws = {}
+    for rb in (False, True):
+        pyro.set_rng_seed(8)
+        draws[rb] = TraceMEME_ELBO(num_particles=4, rao_blackwell=rb).terms(model, guide, batch)["paired"][0].reshape(-1, 4)
+    se = (draws[False].var(0) / draws[False].shape[0] + draws[True].var(0) / draws[True].shape[0]).sqrt()
+    assert ((draws[True].mean(0) - draws[False].mean(0)).abs() < 4 * se).all()
+    assert (draws[True].var(0) < 0.8 * draws[False].var(0)).all()
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.4], ids=["complete", "incomplete"])
+def test_rao_blackwell_at_lambda_one_gives_the_classifier_exactly_zero_gradient(missing):
+    """∇ log q̂ = Σ_k ŵ_k ∇ log p(t | z_k): at λ = 1 the classifier terms cancel exactly, so in
+    the direction s → t the partner decoder p_θ(t | z) gets no gradient at all (the paper's
+    estimator cancels them only in expectation)."""
+    mods = small_modalities(2)
+    model, guide = _meme(mods)
+    batch = small_batch(mods, batch_size=10, missing=missing, seed=2)
+    partner = [p for n, p in model.named_parameters() if n.startswith("decoders.m1")]
+    for rb in (True, False):
+        pyro.set_rng_seed(3)
+        terms = TraceMEME_ELBO(num_particles=4, classifier_weight=1.0, rao_blackwell=rb).terms(model, guide, batch)
+        direction = torch.where(terms["use_paired"][0], terms["paired"][0], torch.zeros(()))
+        grads = torch.autograd.grad(direction.sum(), partner)
+        zero = all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+        assert zero == rb
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.4], ids=["complete", "incomplete"])
+def test_rao_blackwell_changes_only_the_paired_terms(missing):
+    mods = small_modalities(2)
+    model, guide = _meme(mods)
+    batch = small_batch(mods, batch_size=10, missing=missing, seed=4)
+    terms = {}
+    for rb in (False, True):
+        pyro.set_rng_seed(6)
+        terms[rb] = TraceMEME_ELBO(num_particles=3, rao_blackwell=rb).terms(model, guide, batch)
+    for key in ("unpaired", "log_qhat", "kl", "use_paired", "use_unpaired"):
+        assert torch.equal(terms[False][key], terms[True][key]), key
+    paired_rows = terms[False]["use_paired"].any(0)
+    assert torch.equal(terms[False]["bound"][~paired_rows], terms[True]["bound"][~paired_rows])
+    if paired_rows.any():
+        assert not torch.allclose(terms[False]["bound"][paired_rows], terms[True]["bound"][paired_rows])
+
+
 # --- gradient routing and batching --------------------------------------------------------------
 def test_unpaired_samples_route_gradients_to_pseudo_samples_not_to_the_missing_decoder():
     mods = small_modalities(2)
@@ -228,15 +306,16 @@ def test_the_extension_reduces_to_meme_when_a_third_modality_is_never_observed(d
     assert torch.allclose(two, three, atol=1e-5)
 
 
+@pytest.mark.parametrize("rao_blackwell", [False, True], ids=["paper", "rao-blackwell"])
 @pytest.mark.parametrize("missing", [False, True], ids=["complete", "incomplete"])
-def test_loss_differentiable_loss_and_loss_and_grads_agree(missing):
+def test_loss_differentiable_loss_and_loss_and_grads_agree(missing, rao_blackwell):
     mods = small_modalities(2)
     model, guide = _meme(mods)
     batch = small_batch(mods, batch_size=10, missing=0.4 if missing else 0.0)
     values = []
     for call in ("loss", "differentiable_loss", "loss_and_grads"):
         pyro.set_rng_seed(2)
-        out = getattr(TraceMEME_ELBO(), call)(model, guide, batch)
+        out = getattr(TraceMEME_ELBO(rao_blackwell=rao_blackwell), call)(model, guide, batch)
         values.append(float(out.detach()) if torch.is_tensor(out) else out)
     assert values[0] == pytest.approx(values[1], rel=1e-6) and values[0] == pytest.approx(values[2], rel=1e-6)
 
