@@ -9,7 +9,9 @@ a modality's likelihood at fewer places:
 * MVAE's subset terms: stratum s reconstructs only its subset S_s, so log p(x_m | z_{k,s}) is
   multiplied by zero on every stratum whose subset lacks m;
 * MEME: in the direction m → others, the likelihood of m itself is needed for the main sample
-  z_{0,m} only, the others' (the classifier q̂) for all K + 1 samples.
+  z_{0,m} only (all K + 1 when Rao–Blackwellised, and then for the paired samples only), the
+  others' (the classifier q̂) for all K + 1 samples of the paired samples only: cells chosen per
+  sample.
 
 Inside :class:`SelectiveDecodeMessenger`, the model's :func:`~pyro_mm.modality.decode` effect of
 modality m runs the decoder on the cells ``cells[m]`` and the samples ``rows[m]`` only and returns
@@ -69,8 +71,10 @@ class SelectiveDecodeMessenger(Messenger):
 
     :param dict cells: modality name -> boolean ``[K, S]`` (on the CPU): the (particle, stratum)
         cells whose likelihood the objective uses (``[S]`` when the ELBO runs one particle without
-        a particle dimension). A modality not named, or a ``z`` whose leading dimensions (left of
-        the data dimension) are not the cells' shape, is decoded at every cell.
+        a particle dimension); or ``[K, S, B]``: the cells each sample uses (the modality is then
+        decoded on those (cell, sample) entries only, and ``rows`` is not read for it). A modality
+        not named, or a ``z`` whose leading dimensions are not the cells' shape, is decoded at
+        every cell.
     :param dict rows: modality name -> index ``[b]`` (on the data's device) of the samples that
         observe it; a modality not named is decoded for every sample.
     """
@@ -86,6 +90,8 @@ class SelectiveDecodeMessenger(Messenger):
         net, z, event_dims = msg["args"]
         lead = z.shape[: z.dim() - event_dims]
         cells, rows = self.cells.get(name), self.rows.get(name)
+        if cells is not None and tuple(cells.shape) == tuple(lead) and not bool(cells.all()):
+            return self._decode_entries(msg, name, net, z, lead, cells)
         if cells is not None and (tuple(lead[:-1]) != tuple(cells.shape) or bool(cells.all())):
             cells = None
         if not lead or (cells is None and rows is None):
@@ -103,6 +109,23 @@ class SelectiveDecodeMessenger(Messenger):
             value = value.index_copy(1, rows, decoded)
         msg["value"] = value if cells is not None else value.reshape(lead + value.shape[2:])
         msg["done"] = True
+
+    def _decode_entries(self, msg, name, net, z, lead, cells) -> None:
+        """Decode the (cell, sample) entries of per-sample ``cells [*cells, B]`` only; the
+        parameters of the cells used by some sample come back ``[n, B, ...]``, zeros elsewhere."""
+        per_cell = cells.reshape(-1, lead[-1])  # [C, B]
+        index = per_cell.any(-1).nonzero().flatten()
+        if not len(index):  # nothing used: one cell of zeros keeps the site's shapes valid
+            index = index.new_zeros(1)
+        cell, sample = per_cell[index].nonzero(as_tuple=True)  # entries of the n used cells
+        flat = z.reshape((-1,) + z.shape[len(lead) - 1:])  # [C, B, D]
+        device = z.device
+        index, cell, sample = (t.to(device, non_blocking=True) for t in (index, cell, sample))
+        decoded = net(flat.index_select(0, index)[cell, sample])  # [n_entries, ...]
+        value = decoded.new_zeros((len(index), lead[-1]) + decoded.shape[1:])
+        msg["value"] = value.index_put((cell, sample), decoded)
+        msg["done"] = True
+        self._selected[name] = (index, lead[:-1])
 
     def _pyro_sample(self, msg) -> None:
         selected = self._selected.pop(msg["name"], None)

@@ -191,17 +191,25 @@ class TraceMEME_ELBO(StratifiedELBO):
                     use_paired=use_paired, use_unpaired=use_unpaired)
 
     def decoded_cells(self, posterior):
-        """In the direction m → others the likelihood of m is used at the main sample z_0 only,
-        the others' at all K + 1 samples (the classifier q̂); Rao–Blackwellised, every likelihood
-        at every draw (``None``)."""
-        if self.rao_blackwell:
-            return None
+        """Per sample ``[K + 1, M, B]``, for every modality n: in its own direction (stratum n) at
+        the main sample z_0 wherever n is observed, and at the other K draws for the paired
+        samples when Rao–Blackwellised; in every other direction m (the classifier q̂) at all
+        K + 1 draws of the paired samples that observe both n and m. Reads the mask back to the
+        host once per step."""
+        observed = posterior.source.observed.cpu()  # [B, M]
+        paired = observed.sum(-1) >= 2
         cells = {}
         for i, n in enumerate(posterior.names):
-            used = torch.ones(self.num_particles, posterior.num_strata, dtype=torch.bool)
-            used[1:, i] = False
+            used = (observed[:, i] & observed.T & paired)[None].repeat(self.num_particles, 1, 1)  # [K+1, M, B]
+            used[0, i] = observed[:, i]
+            if not self.rao_blackwell:
+                used[1:, i] = False
             cells[n] = used
         return cells
+
+    def decoded_rows(self, posterior):
+        """``None``: :meth:`decoded_cells` already says which samples each modality is decoded for."""
+        return None
 
     def _lambdas(self, names, like: torch.Tensor) -> torch.Tensor:
         """λ of every direction, ``[M, 1]``."""

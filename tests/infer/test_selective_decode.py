@@ -1,6 +1,6 @@
 """SelectiveDecodeMessenger: every stratified ELBO decodes each modality only on the samples that
-observe it, MVAE and MEME also only on the cells their bound uses, and the bound and its gradients
-are those of decoding everywhere (complete and incomplete data)."""
+observe it, MVAE also only on the cells its bound uses and MEME on the cells each sample uses, and
+the bound and its gradients are those of decoding everywhere (complete and incomplete data)."""
 
 import pytest
 import torch
@@ -11,6 +11,7 @@ from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE
 CASES = {
     "mvae": lambda mods: MVAE(mods, 3, num_random_subsets=2),
     "meme": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4),
+    "meme-rao-blackwell": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4, rao_blackwell=True),
     "mmvae": lambda mods: MMVAE(mods, 3, num_particles=2),
     "mopoe": lambda mods: MoPoE(mods, 3),
 }
@@ -59,9 +60,12 @@ def test_selective_decoding_keeps_the_bound_and_its_gradients(method, missing):
             strata = 1 + M + 2
             assert rows_all[name] == P * strata * B
             assert rows[name] == P * (strata - (M - 1)) * seen
-        elif method == "meme":  # M directions × (K + 1) samples; its own direction at the main sample only
+        elif method.startswith("meme"):  # M directions × (K + 1) samples, classifier on paired samples only;
+            # its own direction at the main sample only (all K + 1 of the paired ones, Rao-Blackwellised)
+            paired = int(batch.mask.all(-1).sum())
+            own_draws = P - 1 if vae.elbo.rao_blackwell else 0
             assert rows_all[name] == P * M * B
-            assert rows[name] == (P * M - (P - 1)) * seen
+            assert rows[name] == P * (M - 1) * paired + seen + own_draws * paired
         else:  # every stratum reconstructs every observed modality
             assert rows_all[name] % B == 0 and rows[name] == rows_all[name] // B * seen
     assert missing == 0.0 or rows != rows_all  # the incomplete batch does lack modalities
