@@ -23,7 +23,7 @@ import itertools
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -49,11 +49,16 @@ from .queries import embed, predict, sample_prior
 
 __all__ = ["default_modalities", "load_model", "MultimodalVAE", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME"]
 
-def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_colour: bool = False,
+def default_modalities(dataset, z_dim: int, decoder: Union[str, Mapping[str, str]] = "mlp",
+                       encoder: Union[str, Mapping[str, str]] = "conv", standardize_colour: bool = False,
                        balance_images: bool = False) -> List[Modality]:
-    """Default networks for a pyro_mm data set: convolutional encoders for images (decoders MLP or
-    convolutional), convolutional text encoders and MLP text decoders for token sequences.
+    """Default networks for a pyro_mm data set: for images, convolutional or MLP encoders and MLP or
+    convolutional decoders; for token sequences, convolutional encoders and MLP decoders.
 
+    :param decoder: ``"mlp"`` or ``"conv"`` for every image modality, or a mapping from modality
+        name to either (modalities not named keep ``"mlp"``).
+    :param encoder: ``"conv"`` or ``"mlp"``, likewise (default ``"conv"``). An MLP reads a 28×28
+        digit about ten times faster than the convolutions, forward and backward, on a CPU.
     :param bool standardize_colour: colour-image encoders read per-image standardised inputs
         (:func:`~pyro_mm.nets.standardize_images`: colour and brightness removed).
     :param bool balance_images: scale each image modality's log-likelihood by
@@ -63,6 +68,8 @@ def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_co
     """
     images = {n: math.prod(dataset.event_shapes[n]) for n in dataset.names
               if dataset.likelihoods[n] != "categorical" and len(dataset.event_shapes[n]) == 3}
+    decoders = _network_kinds("decoder", decoder, "mlp", images)
+    encoders = _network_kinds("encoder", encoder, "conv", images)
     mods = []
     for name in dataset.names:
         shape = tuple(dataset.event_shapes[name])
@@ -71,13 +78,29 @@ def default_modalities(dataset, z_dim: int, decoder: str = "mlp", standardize_co
             mods.append(Modality(name, shape, TextEncoder(vocab, shape[0], z_dim),
                                  TextDecoder(z_dim, shape[0], vocab), Categorical(vocab)))
         elif len(shape) == 3:
-            dec = ConvDecoder(z_dim, shape, (64, 32, 16)) if decoder == "conv" else MLPDecoder(z_dim, shape, (400,))
-            enc = ConvEncoder(shape, z_dim, (32, 64, 64), standardize=standardize_colour and shape[0] == 3)
+            dec = ConvDecoder(z_dim, shape, (64, 32, 16)) if decoders[name] == "conv" else MLPDecoder(z_dim, shape, (400,))
+            standardize = standardize_colour and shape[0] == 3
+            enc = (ConvEncoder(shape, z_dim, (32, 64, 64), standardize=standardize) if encoders[name] == "conv"
+                   else MLPEncoder(shape, z_dim, (512,), standardize=standardize))
             scale = min(images.values()) / images[name] if balance_images else 1.0
             mods.append(Modality(name, shape, enc, dec, "bernoulli", likelihood_scale=scale))
         else:
             mods.append(Modality(name, shape, MLPEncoder(shape, z_dim), MLPDecoder(z_dim, shape), "bernoulli"))
     return mods
+
+
+def _network_kinds(role: str, spec, default: str, images) -> Dict[str, str]:
+    """``"conv"`` or ``"mlp"`` for every image modality, from one kind or a mapping name -> kind."""
+    named = dict(spec) if isinstance(spec, Mapping) else {}
+    unknown = sorted(set(named) - set(images))
+    if unknown:
+        raise ValueError(f"{role} kinds given for {unknown}, which are not image modalities of the data set "
+                         f"({sorted(images)})")
+    kinds = {n: named.get(n, default) if isinstance(spec, Mapping) else spec for n in images}
+    bad = {n: k for n, k in kinds.items() if k not in ("conv", "mlp")}
+    if bad:
+        raise ValueError(f"{role} must be 'conv' or 'mlp' (or a mapping of modality names to them), got {bad}")
+    return kinds
 
 
 def _batches(data, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterable[MultimodalBatch]:

@@ -28,17 +28,28 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """``x [N, *in_shape] -> (loc, scale) [N, z_dim]`` through an MLP with ReLU hidden layers."""
+    """``x [N, *in_shape] -> (loc, scale) [N, z_dim]`` through an MLP with ReLU hidden layers.
+
+    :param bool standardize: read :func:`standardize_images` of the input (images ``[C, H, W]``
+        only)."""
+
+    standardize = False  #: the default of encoders saved before the option existed
 
     def __init__(self, in_shape: Sequence[int], z_dim: int, hidden: Sequence[int] = (512,),
-                 min_scale: float = 1e-3):
+                 min_scale: float = 1e-3, standardize: bool = False):
         super().__init__()
+        if standardize and len(in_shape) != 3:
+            raise ValueError(f"standardize=True needs images [C, H, W], got inputs of shape {list(in_shape)}")
         self.in_features = math.prod(in_shape)
         self.net = _mlp([self.in_features, *hidden, 2 * z_dim])
         self.min_scale = min_scale
+        self.standardize = bool(standardize)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        h = self.net(x.reshape(x.shape[0], self.in_features).to(self.net[0].weight.dtype))
+        x = x.to(self.net[0].weight.dtype)
+        if self.standardize:
+            x = standardize_images(x)
+        h = self.net(x.reshape(x.shape[0], self.in_features))
         loc, raw = h.chunk(2, dim=-1)
         return loc, F.softplus(raw) + self.min_scale
 

@@ -1,11 +1,14 @@
 """User classes: fit on complete and incomplete data, queries, save/load."""
 
+from types import SimpleNamespace
+
 import pyro
 import pytest
 import torch
 from mm_helpers import small_batch, small_modalities
 
-from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE
+from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE, default_modalities
+from pyro_mm.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 CLASSES = [
     (UnimodalVAE, {}),
@@ -13,8 +16,9 @@ CLASSES = [
     (MMVAE, {"num_particles": 3}),
     (MoPoE, {"num_subsets": 2}),
     (MEME, {"num_particles": 3, "num_pseudo_samples": 8}),
+    (MEME, {"num_particles": 3, "num_pseudo_samples": 8, "rao_blackwell": True}),
 ]
-IDS = [c.__name__ for c, _ in CLASSES]
+IDS = [c.__name__ + ("-rao-blackwell" if o.get("rao_blackwell") else "") for c, o in CLASSES]
 
 
 @pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
@@ -99,3 +103,21 @@ def test_bad_training_options():
         vae.fit(small_batch(vae.model.modalities), time_budget=0)
     with pytest.raises(ValueError, match="epochs"):
         vae.fit(small_batch(vae.model.modalities), epochs=0)
+
+
+def test_default_networks_per_modality():
+    data = SimpleNamespace(names=["grey", "colour", "label"], likelihoods={"grey": "bernoulli", "colour": "bernoulli",
+                           "label": "bernoulli"}, event_shapes={"grey": (1, 28, 28), "colour": (3, 32, 32), "label": (10,)})
+    kinds = lambda mods: [(type(m.encoder), type(m.decoder)) for m in mods]  # noqa: E731
+    assert kinds(default_modalities(data, 4)) == [(ConvEncoder, MLPDecoder), (ConvEncoder, MLPDecoder),
+                                                   (MLPEncoder, MLPDecoder)]
+    mods = default_modalities(data, 4, decoder={"colour": "conv"}, encoder={"grey": "mlp"}, standardize_colour=True)
+    assert kinds(mods) == [(MLPEncoder, MLPDecoder), (ConvEncoder, ConvDecoder), (MLPEncoder, MLPDecoder)]
+    assert not mods[0].encoder.standardize and mods[1].encoder.standardize
+    colour = default_modalities(data, 4, encoder="mlp", standardize_colour=True)[1].encoder
+    x = torch.rand(5, 3, 32, 32)
+    assert torch.allclose(colour(x)[0], colour(0.5 * x + 0.2)[0], atol=1e-4)  # colour and brightness removed
+    with pytest.raises(ValueError, match=r"encoder kinds given for \['audio'\], which are not image modalities"):
+        default_modalities(data, 4, encoder={"audio": "mlp"})
+    with pytest.raises(ValueError, match="decoder must be 'conv' or 'mlp'"):
+        default_modalities(data, 4, decoder="rnn")
