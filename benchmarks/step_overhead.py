@@ -15,8 +15,8 @@ same order (encoders → subset draws → ``randn``); :func:`check_values` measu
 between the two losses (the test asserts it is at float precision), so the ratio compares like
 with like. Floors compute what a hand-written implementation needs and nothing more: the
 products of experts in precision form, mixture densities by ``logsumexp``, MVAE's subset terms
-decoding only their own modalities, MEME's own-modality likelihood only at its main sample, no
-decoder run on a sample that lacks its modality. The
+decoding only their own modalities, MEME's own-modality likelihood only at its main sample and its
+classifier only on the paired samples, no decoder run on a sample that lacks its modality. The
 DReG floor computes the IWAE value and a doubly-reparameterised surrogate with the same
 operations as pyro_mm (gradients through w̃² for the encoders by a hook on z, w̃ for the decoders).
 
@@ -38,7 +38,7 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import pyro
 import torch
@@ -79,11 +79,11 @@ def _experts(vae, batch):
     return torch.stack(locs), torch.stack(scales)
 
 
-def _loglik(vae, batch, name: str, z: torch.Tensor) -> torch.Tensor:
-    """log p(x_name | z), zero where x_name is missing (not decoded there); ``z [..., B, D]`` ->
-    ``[..., B]``."""
+def _loglik(vae, batch, name: str, z: torch.Tensor, where: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """log p(x_name | z) on the samples ``where`` (default: those observing x_name), zero elsewhere
+    (not decoded there); ``z [..., B, D]`` -> ``[..., B]``."""
     m = vae.modalities[vae.names.index(name)]
-    observed, x = batch.observed(name), batch[name]
+    observed, x = (batch.observed(name) if where is None else where), batch[name]
     rows = None if bool(observed.all()) else observed.nonzero().flatten()
     if rows is not None:
         z, x = z.index_select(-2, rows), x[rows]
@@ -182,7 +182,8 @@ def floor_meme(vae, batch, K: int, lam: float = 1.0):
     z = s_loc + s_scale * torch.randn((K + 1,) + loc.shape, device=loc.device)  # [K+1, 2, B, D]
     names = vae.names
     own = torch.stack([_loglik(vae, batch, n, z[0, i]) for i, n in enumerate(names)])  # [2, B]
-    log_c = torch.stack([_loglik(vae, batch, names[1 - i], z[:, i]) for i in range(2)], 1)  # [K+1, 2, B]
+    both = batch.mask.all(-1)  # the classifier serves the paired samples only
+    log_c = torch.stack([_loglik(vae, batch, names[1 - i], z[:, i], both) for i in range(2)], 1)  # [K+1, 2, B]
     log_qhat = log_c.logsumexp(0) - math.log(K + 1)
     w = (log_c[0] - log_qhat).exp().detach()
     p_loc, p_scale = s_loc.flip(0), s_scale.flip(0)  # the partner's expert, N(0, I) if missing
