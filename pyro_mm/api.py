@@ -19,6 +19,7 @@ class                 guide                              objective
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import math
 import time
@@ -278,7 +279,7 @@ class MultimodalVAE(nn.Module):
             if state["settings"].get(key) != value:
                 raise ValueError(f"{path} was written with {key}={state['settings'].get(key)!r}, this run has "
                                  f"{key}={value!r}; resume with the same settings")
-        _check_compatible(state, self._description(), path)
+        _check_compatible(state, self._description(), path, type(self))
         self.load_state_dict(state["state_dict"])
         self.history = list(state["history"])
         self.step_losses = list(state["step_losses"])
@@ -350,9 +351,14 @@ def _signature(description: dict) -> dict:
             "options": description["options"]}
 
 
-def _check_compatible(payload: dict, description: dict, path) -> None:
-    """``ValueError`` naming the first difference between a file and the object loading it."""
+def _check_compatible(payload: dict, description: dict, path, cls) -> None:
+    """``ValueError`` naming the first difference between a file and the object of class ``cls``
+    loading it; an option the file does not name counts as the constructor's default (files
+    written before the option existed)."""
     saved, mine = _signature(payload), _signature(description)
+    defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    saved["options"] = {**{k: defaults[k] for k in mine["options"] if k in defaults}, **saved["options"]}
     for key in ("class", "z_dim", "options", "modalities"):
         if saved[key] != mine[key]:
             raise ValueError(f"{path} is incompatible with this {mine['class']}: its {key} is {saved[key]!r}, "

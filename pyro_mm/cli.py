@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--z-dim", type=_positive_int, default=16, metavar="D", help="latent size (default 16)")
     train.add_argument("--particles", type=_positive_int, default=2, metavar="K",
                        help="particles of the objective for mmvae and meme (default 2)")
+    train.add_argument("--rao-blackwell", action="store_true",
+                       help="meme: estimate the paired bound Rao-Blackwellised (every classifier draw serves as "
+                       "the main sample in turn: same objective, far less variance; the main job's choice)")
     train.add_argument("--epochs", type=_positive_int, default=1, metavar="N", help="passes over the data (default 1)")
     train.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
                        help="stop after this many seconds of training (checkpoint written; --resume continues)")
@@ -308,7 +311,8 @@ def _train(args) -> int:
     torch.manual_seed(args.seed)
     classes = {"unimodal": api.UnimodalVAE, "mvae": api.MVAE, "mmvae": api.MMVAE, "mopoe": api.MoPoE,
                "meme": api.MEME}
-    options = {"mmvae": {"num_particles": args.particles}, "meme": {"num_particles": args.particles}}
+    options = {"mmvae": {"num_particles": args.particles},
+               "meme": {"num_particles": args.particles, "rao_blackwell": args.rao_blackwell}}
     data = _dataset(args.dataset, "train", args.size, _observation(args.scheme, args.fraction))
     vae = classes[args.method].for_dataset(data, args.z_dim, **options.get(args.method, {})).to(device)
     if args.method == "unimodal":

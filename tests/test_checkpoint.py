@@ -161,6 +161,21 @@ def test_corrupt_and_incompatible_checkpoints_are_named_and_left_untouched(tmp_p
         train(make(), [], resume=True)
 
 
+def test_a_checkpoint_written_before_an_option_existed_resumes_at_its_default(tmp_path):
+    """A file whose options lack one (written by an older pyro_mm) counts it at the constructor's
+    default: it resumes into an object with the default, and is refused by one without."""
+    path = tmp_path / "ckpt.pt"
+    options = {"num_particles": 3, "num_pseudo_samples": 8}
+    train(make(MEME, options), [], epochs=1, checkpoint=path)
+    payload = torch.load(path, weights_only=False)
+    del payload["options"]["rao_blackwell"]
+    torch.save(payload, path)
+    resume(make(MEME, options), path, [], epochs=2)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="incompatible.*its options"):
+        resume(make(MEME, {**options, "rao_blackwell": True}), path, [], epochs=2)
+
+
 def test_settings_given_by_the_caller_must_repeat(tmp_path):
     path = tmp_path / "ckpt.pt"
     train(make(), [], epochs=1, checkpoint=path, config={"dataset": "polymnist"})

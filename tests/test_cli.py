@@ -42,8 +42,9 @@ def test_bad_options_are_refused(argv):
 def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--method", "meme", "--size", "150", "--epochs", "1", "--batch-size", "64",
-                 "--out", str(out)] + TINY) == 0
+                 "--rao-blackwell", "--out", str(out)] + TINY) == 0
     assert (out / "model.pt").is_file() and json.loads((out / "history.json").read_text())["loss"]
+    assert api.load_model(out / "model.pt").elbo.rao_blackwell
     assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--classifier-size", "150",
                  "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
