@@ -11,7 +11,8 @@ a modality's likelihood at fewer places:
 * MEME: in the direction m → others, the likelihood of m itself is needed for the main sample
   z_{0,m} only (all K + 1 when Rao–Blackwellised, and then for the paired samples only), the
   others' (the classifier q̂) for all K + 1 samples of the paired samples only: cells chosen per
-  sample.
+  sample. Rao–Blackwellised with λ = 1, the classifier's net gradient is exactly zero, and those
+  cells are decoded outside autograd (``no_grad``).
 
 Inside :class:`SelectiveDecodeMessenger`, the model's :func:`~pyro_mm.modality.decode` effect of
 modality m runs the decoder on the cells ``cells[m]`` and the samples ``rows[m]`` only and returns
@@ -77,21 +78,29 @@ class SelectiveDecodeMessenger(Messenger):
         every cell.
     :param dict rows: modality name -> index ``[b]`` (on the data's device) of the samples that
         observe it; a modality not named is decoded for every sample.
+    :param dict no_grad: modality name -> boolean ``[K, S, B]``, a subset of its per-sample
+        ``cells``: the entries whose likelihood enters the objective with a net gradient of exactly
+        zero (MEME's classifier at λ = 1, Rao–Blackwellised). They are decoded outside autograd —
+        no activations kept, no backward pass through the decoder — and the gradients are those
+        of decoding them with autograd.
     """
 
-    def __init__(self, cells: Dict[str, torch.Tensor], rows: Optional[Dict[str, torch.Tensor]] = None):
+    def __init__(self, cells: Dict[str, torch.Tensor], rows: Optional[Dict[str, torch.Tensor]] = None,
+                 no_grad: Optional[Dict[str, torch.Tensor]] = None):
         super().__init__()
         self.cells = cells
         self.rows = rows or {}
+        self.no_grad = no_grad or {}
         self._selected: Dict[str, tuple] = {}  # name -> (index of the decoded cells, their shape)
 
     def _pyro_decode(self, msg) -> None:
         name = msg["name"]
         net, z, event_dims = msg["args"]
         lead = z.shape[: z.dim() - event_dims]
-        cells, rows = self.cells.get(name), self.rows.get(name)
-        if cells is not None and tuple(cells.shape) == tuple(lead) and not bool(cells.all()):
-            return self._decode_entries(msg, name, net, z, lead, cells)
+        cells, rows, frozen = self.cells.get(name), self.rows.get(name), self.no_grad.get(name)
+        if cells is not None and tuple(cells.shape) == tuple(lead) and not (
+                bool(cells.all()) and (frozen is None or not bool(frozen.any()))):
+            return self._decode_entries(msg, name, net, z, lead, cells, frozen)
         if cells is not None and (tuple(lead[:-1]) != tuple(cells.shape) or bool(cells.all())):
             cells = None
         if not lead or (cells is None and rows is None):
@@ -110,20 +119,31 @@ class SelectiveDecodeMessenger(Messenger):
         msg["value"] = value if cells is not None else value.reshape(lead + value.shape[2:])
         msg["done"] = True
 
-    def _decode_entries(self, msg, name, net, z, lead, cells) -> None:
-        """Decode the (cell, sample) entries of per-sample ``cells [*cells, B]`` only; the
-        parameters of the cells used by some sample come back ``[n, B, ...]``, zeros elsewhere."""
+    def _decode_entries(self, msg, name, net, z, lead, cells, frozen) -> None:
+        """Decode the (cell, sample) entries of per-sample ``cells [*cells, B]`` only, those of
+        ``frozen`` (or ``None``) outside autograd; the parameters of the cells used by some sample
+        come back ``[n, B, ...]``, zeros elsewhere."""
         per_cell = cells.reshape(-1, lead[-1])  # [C, B]
         index = per_cell.any(-1).nonzero().flatten()
         if not len(index):  # nothing used: one cell of zeros keeps the site's shapes valid
             index = index.new_zeros(1)
         cell, sample = per_cell[index].nonzero(as_tuple=True)  # entries of the n used cells
+        frozen = (frozen.reshape(-1, lead[-1])[index][cell, sample] if frozen is not None
+                  else torch.zeros(len(cell), dtype=torch.bool))
         flat = z.reshape((-1,) + z.shape[len(lead) - 1:])  # [C, B, D]
-        device = z.device
-        index, cell, sample = (t.to(device, non_blocking=True) for t in (index, cell, sample))
-        decoded = net(flat.index_select(0, index)[cell, sample])  # [n_entries, ...]
-        value = decoded.new_zeros((len(index), lead[-1]) + decoded.shape[1:])
-        msg["value"] = value.index_put((cell, sample), decoded)
+        index = index.to(z.device, non_blocking=True)
+        used = flat.index_select(0, index)  # [n, B, D]
+        # with autograd, then without; a group with no entries is skipped (unless both are empty)
+        groups = [(g, d) for g, d in ((~frozen, True), (frozen, False)) if bool(g.any())] or [(~frozen, True)]
+        value = None
+        for group, differentiable in groups:
+            entries = tuple(t[group].to(z.device, non_blocking=True) for t in (cell, sample))
+            with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
+                decoded = net(used[entries])  # [n_entries, ...]
+            if value is None:
+                value = decoded.new_zeros((len(index), lead[-1]) + decoded.shape[1:])
+            value = value.index_put(entries, decoded)
+        msg["value"] = value
         msg["done"] = True
         self._selected[name] = (index, lead[:-1])
 

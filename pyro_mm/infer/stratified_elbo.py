@@ -122,6 +122,13 @@ class StratifiedELBO(Trace_ELBO):
         (:class:`SelectiveDecodeMessenger`); ``None``: every cell uses every modality."""
         return None
 
+    def zero_gradient_cells(self, posterior: StratifiedPosterior,
+                            cells: Dict[str, torch.Tensor]) -> Optional[Dict[str, torch.Tensor]]:
+        """Modality name -> boolean ``[K, S, B]`` (CPU), a subset of its per-sample decoded
+        ``cells`` (:meth:`decoded_cells`): the entries whose likelihood enters the bound with a net
+        gradient of exactly zero, for the model to decode outside autograd; ``None``: none."""
+        return None
+
     def decoded_rows(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
         """Modality name -> index of the samples that observe it, for every modality some sample
         lacks (the model masks a missing modality's likelihood out: its decoder need not run
@@ -157,12 +164,14 @@ class StratifiedELBO(Trace_ELBO):
                 return guide(*args, **kwargs)
 
         guide_trace = _SampleTraceMessenger()(stratified_guide).get_trace(*args, **kwargs)
-        decoded, rows = None, None
+        decoded, rows, no_grad = None, None, None
         if stratifier.num_strata:
             posterior = guide_trace.nodes[stratifier.site]["fn"]
             decoded, rows = self.decoded_cells(posterior), self.decoded_rows(posterior)
+            no_grad = self.zero_gradient_cells(posterior, decoded) if decoded else None
         if decoded and self.num_particles == 1:  # z [S, B, D]: cells over the strata alone
             decoded = {name: cells[0] for name, cells in decoded.items()}
+            no_grad = {name: cells[0] for name, cells in (no_grad or {}).items()}
 
         def stratified_model(*args, **kwargs):
             # the plates sit inside the replay, so that they broadcast the model's sites
@@ -171,7 +180,7 @@ class StratifiedELBO(Trace_ELBO):
                 if stratifier.num_strata:
                     stack.enter_context(pyro.plate("strata", stratifier.num_strata, dim=STRATA_DIM))
                 if decoded or rows:
-                    stack.enter_context(SelectiveDecodeMessenger(decoded or {}, rows))
+                    stack.enter_context(SelectiveDecodeMessenger(decoded or {}, rows, no_grad))
                 return model(*args, **kwargs)
 
         model_trace = _SampleTraceMessenger()(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)

@@ -34,7 +34,8 @@ sample's reconstruction and KL are trained about once in K + 1 steps; Rao–Blac
 enters with weight exactly one and every paired sample's reconstruction is trained. Because
 ∇ log q̂ = Σ_k ŵ_k ∇ log p_θ(t|z_k), the classifier's net gradient is
 (λ − 1) Σ_k ŵ_k ∇ log p_θ(t|z_k): exactly zero at λ = 1 (the paper's estimator cancels it only in
-expectation). The price: the own likelihood is decoded at all K + 1 draws instead of one.
+expectation), so there the classifier's decoders run outside autograd (:meth:`zero_gradient_cells`).
+The price: the own likelihood is decoded at all K + 1 draws instead of one.
 
 For a sample where only s is observed, the prior is a mixture over N learnable pseudo-samples u_i
 in t's data space through t's encoder (:class:`~pyro_mm.models.MutualSupervisionModel`),
@@ -206,6 +207,20 @@ class TraceMEME_ELBO(StratifiedELBO):
                 used[1:, i] = False
             cells[n] = used
         return cells
+
+    def zero_gradient_cells(self, posterior, cells):
+        """Rao–Blackwellised, the classifier of every direction m with λ_m = 1: its net gradient is
+        exactly zero (above), so the other modalities' decoders run there outside autograd."""
+        names = posterior.names
+        free = [m for m, name in enumerate(names) if self.direction_weights.get(name, self.classifier_weight) == 1.0]
+        if not self.rao_blackwell or not free:
+            return None
+        frozen = {}
+        for n, name in enumerate(names):
+            directions = torch.zeros(len(names), dtype=torch.bool)
+            directions[[m for m in free if m != n]] = True
+            frozen[name] = cells[name] & directions[None, :, None]  # [K+1, M, B]
+        return frozen
 
     def decoded_rows(self, posterior):
         """``None``: :meth:`decoded_cells` already says which samples each modality is decoded for."""

@@ -12,16 +12,25 @@ CASES = {
     "mvae": lambda mods: MVAE(mods, 3, num_random_subsets=2),
     "meme": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4),
     "meme-rao-blackwell": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4, rao_blackwell=True),
+    # λ = 1 in the first direction only (λ = 10 in the other)
+    "meme-rao-blackwell-mixed": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4, preset="reference",
+                                                  classifier_weight={mods[0].name: 1.0}, rao_blackwell=True),
     "mmvae": lambda mods: MMVAE(mods, 3, num_particles=2),
     "mopoe": lambda mods: MoPoE(mods, 3),
 }
 
 
 def _loss_grads_and_rows(vae, batch, selective: bool, seed: int = 5):
-    """Loss, gradients and the number of rows each decoder saw in one differentiable_loss."""
+    """Loss, gradients, the number of rows each decoder saw in one differentiable_loss and how
+    many of them with autograd."""
     rows = {n: 0 for n in vae.names}
-    hooks = [m.decoder.register_forward_hook(lambda mod, inp, out, n=m.name: rows.__setitem__(n, rows[n] + inp[0].shape[0]))
-             for m in vae.model.modalities]
+    with_grad = dict(rows)
+
+    def count(name, inputs):
+        rows[name] += inputs[0].shape[0]
+        with_grad[name] += inputs[0].shape[0] * torch.is_grad_enabled()
+
+    hooks = [m.decoder.register_forward_hook(lambda mod, inp, out, n=m.name: count(n, inp)) for m in vae.model.modalities]
     elbo = vae.elbo
     if not selective:  # instance attributes shadow the methods
         elbo.decoded_cells = elbo.decoded_rows = lambda posterior: None
@@ -36,7 +45,7 @@ def _loss_grads_and_rows(vae, batch, selective: bool, seed: int = 5):
         elbo.__dict__.pop("decoded_cells", None)
         elbo.__dict__.pop("decoded_rows", None)
     grads = {n: p.grad.clone() for n, p in vae.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, rows
+    return loss.detach(), grads, rows, with_grad
 
 
 @pytest.mark.parametrize("missing", [0.0, 0.4], ids=["complete", "incomplete"])
@@ -46,26 +55,34 @@ def test_selective_decoding_keeps_the_bound_and_its_gradients(method, missing):
     vae = CASES[method](mods)
     batch = small_batch(vae.model.modalities, batch_size=16, missing=missing, seed=3)
     vae.prepare(batch)
-    loss, grads, rows = _loss_grads_and_rows(vae, batch, selective=True)
-    loss_all, grads_all, rows_all = _loss_grads_and_rows(vae, batch, selective=False)
+    loss, grads, rows, with_grad = _loss_grads_and_rows(vae, batch, selective=True)
+    loss_all, grads_all, rows_all, with_grad_all = _loss_grads_and_rows(vae, batch, selective=False)
+    assert with_grad_all == rows_all
     assert torch.allclose(loss, loss_all, rtol=1e-6, atol=1e-5)
     assert grads.keys() == grads_all.keys()
     for name in grads:
         assert torch.allclose(grads[name], grads_all[name], rtol=1e-5, atol=1e-6), name
 
     B, M, P = len(batch), len(vae.names), vae.elbo.num_particles
+    if method.startswith("meme"):
+        lambdas = dict(zip(vae.names, vae.elbo._lambdas(list(vae.names), loss).flatten().tolist()))
     for name in vae.names:
         seen = int(batch.observed(name).sum())  # the samples observing the modality
         if method == "mvae":  # strata: joint, M singletons, 2 random subsets; never another singleton
             strata = 1 + M + 2
             assert rows_all[name] == P * strata * B
-            assert rows[name] == P * (strata - (M - 1)) * seen
+            assert rows[name] == with_grad[name] == P * (strata - (M - 1)) * seen
         elif method.startswith("meme"):  # M directions × (K + 1) samples, classifier on paired samples only;
             # its own direction at the main sample only (all K + 1 of the paired ones, Rao-Blackwellised)
             paired = int(batch.mask.all(-1).sum())
             own_draws = P - 1 if vae.elbo.rao_blackwell else 0
             assert rows_all[name] == P * M * B
             assert rows[name] == P * (M - 1) * paired + seen + own_draws * paired
+            # Rao-Blackwellised, the classifier of a direction with λ = 1 runs outside autograd
+            free = [m for m, lam in lambdas.items() if m != name and lam == 1.0]
+            frozen = P * len(free) * paired if vae.elbo.rao_blackwell else 0
+            assert with_grad[name] == rows[name] - frozen
         else:  # every stratum reconstructs every observed modality
             assert rows_all[name] % B == 0 and rows[name] == rows_all[name] // B * seen
+            assert with_grad[name] == rows[name]
     assert missing == 0.0 or rows != rows_all  # the incomplete batch does lack modalities
