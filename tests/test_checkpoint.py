@@ -201,3 +201,24 @@ def test_a_nan_loss_stops_training_before_it_updates_anything(missing, tmp_path)
     for key, value in vae.state_dict().items():
         assert torch.equal(value, before[key]) or key == name, key
     assert path.read_bytes() == saved and len(vae.step_losses) == 5
+
+
+def test_training_steps_with_fused_adam_where_the_device_has_it(tmp_path, monkeypatch):
+    """fit's Adam is fused on a CPU (its state, saved in the checkpoint, says so) and falls back to
+    the multi-tensor update where the fused kernel is refused."""
+    import pyro_mm.api as api
+
+    path = tmp_path / "ckpt.pt"
+    make().fit(data(), epochs=1, checkpoint=path, **RUN)
+    assert read_payload(path, TRAINING_FORMAT)["optimizer"]["param_groups"][0]["fused"] is True
+
+    adam = torch.optim.Adam
+
+    def no_fused_kernel(params, lr, fused=None):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return adam(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused_kernel)
+    optim = api._adam([torch.nn.Parameter(torch.zeros(3))], 1e-3)
+    assert isinstance(optim, adam) and not optim.defaults["fused"]
