@@ -61,7 +61,7 @@ Presets: the paper's defaults (λ = 1, directions averaged, K = 10) or, with
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 import torch
 from pyro.distributions.util import scale_and_mask
@@ -211,9 +211,11 @@ class TraceMEME_ELBO(StratifiedELBO):
     def zero_gradient_cells(self, posterior, cells):
         """Rao–Blackwellised, the classifier of every direction m with λ_m = 1: its net gradient is
         exactly zero (above), so the other modalities' decoders run there outside autograd."""
+        if not self.rao_blackwell:
+            return None
         names = posterior.names
-        free = [m for m, name in enumerate(names) if self.direction_weights.get(name, self.classifier_weight) == 1.0]
-        if not self.rao_blackwell or not free:
+        free = [m for m, lam in enumerate(self._lambda_values(names)) if lam == 1.0]
+        if not free:
             return None
         frozen = {}
         for n, name in enumerate(names):
@@ -226,13 +228,16 @@ class TraceMEME_ELBO(StratifiedELBO):
         """``None``: :meth:`decoded_cells` already says which samples each modality is decoded for."""
         return None
 
-    def _lambdas(self, names, like: torch.Tensor) -> torch.Tensor:
-        """λ of every direction, ``[M, 1]``."""
+    def _lambda_values(self, names) -> List[float]:
+        """λ of every direction, in the order of ``names``."""
         unknown = sorted(set(self.direction_weights) - set(names))
         if unknown:
             raise ValueError(f"classifier_weight names unknown modalities {unknown}; the model has {list(names)}")
-        values = [self.direction_weights.get(n, self.classifier_weight) for n in names]
-        return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None]
+        return [self.direction_weights.get(n, self.classifier_weight) for n in names]
+
+    def _lambdas(self, names, like: torch.Tensor) -> torch.Tensor:
+        """λ of every direction, ``[M, 1]``, with the dtype and device of ``like``."""
+        return torch.tensor(self._lambda_values(names), dtype=like.dtype, device=like.device)[:, None]
 
     @staticmethod
     def _pseudo_log_prob(model, name, z):
