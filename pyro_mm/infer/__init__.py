@@ -1,6 +1,6 @@
 """ELBOs of pyro_mm: one objective per file, each a :class:`pyro.infer.Trace_ELBO`."""
 
-from .selective_decode_messenger import SelectiveDecodeMessenger
+from .selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
 from .stratified_elbo import StratifiedELBO
 from .stratify_messenger import StratifyMessenger
 from .trace_meme_elbo import TraceMEME_ELBO
@@ -14,4 +14,5 @@ __all__ = [
     "TraceMEME_ELBO",
     "TraceMixture_ELBO",
     "TraceMVAE_ELBO",
+    "observed_rows",
 ]

@@ -30,7 +30,7 @@ observe ``name`` (as in :class:`~pyro_mm.models.SharedLatentModel`).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 from pyro.distributions import TorchDistribution
@@ -38,7 +38,18 @@ from pyro.poutine.messenger import Messenger
 
 from ..modality import apply_flat
 
-__all__ = ["SelectiveDecodeMessenger"]
+__all__ = ["SelectiveDecodeMessenger", "observed_rows"]
+
+
+def observed_rows(observed: torch.Tensor, names: Sequence[str]) -> Optional[Dict[str, torch.Tensor]]:
+    """The ``rows`` of :class:`SelectiveDecodeMessenger` for an observation mask ``[B, M]``
+    (columns ``names``): modality name -> index of the samples that observe it, for every modality
+    some sample lacks; ``None`` when every sample observes every modality. Reads the mask back to
+    the host once."""
+    on_host = observed.cpu()
+    rows = {name: on_host[:, i].nonzero().flatten().to(observed.device, non_blocking=True)
+            for i, name in enumerate(names) if not bool(on_host[:, i].all())}
+    return rows or None
 
 
 class _OnCells(TorchDistribution):

@@ -62,7 +62,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 
 from ..distributions import ExpertPosterior, StratifiedPosterior
-from .selective_decode_messenger import SelectiveDecodeMessenger
+from .selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
 from .stratify_messenger import StratifyMessenger
 
 __all__ = ["StratifiedELBO"]
@@ -134,11 +134,7 @@ class StratifiedELBO(Trace_ELBO):
         lacks (the model masks a missing modality's likelihood out: its decoder need not run
         there); ``None`` when every sample observes every modality. Reads the mask back to the
         host once per step."""
-        observed = posterior.source.observed
-        on_host = observed.cpu()
-        rows = {name: on_host[:, i].nonzero().flatten().to(observed.device, non_blocking=True)
-                for i, name in enumerate(posterior.names) if not bool(on_host[:, i].all())}
-        return rows or None
+        return observed_rows(posterior.source.observed, posterior.names)
 
     def guide_log_density(self, fn: StratifiedPosterior, z: torch.Tensor, detach: bool) -> torch.Tensor:
         """log q(z) of the stratified site that enters the weight (default: its component)."""

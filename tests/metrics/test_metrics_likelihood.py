@@ -102,3 +102,66 @@ def test_bad_particle_and_chunk_counts_are_named():
         log_likelihood(model, ProductOfExpertsGuide(mods), batch, 0)
     with pytest.raises(ValueError, match="no sample"):
         log_likelihood(model, ProductOfExpertsGuide(mods), batch.select(torch.zeros(0, dtype=torch.long)), 10)
+
+
+def test_cpu_chunks_keep_the_widest_modality_within_the_cache_budget(monkeypatch):
+    """On a CPU a default chunk holds at most CPU_CHUNK_BYTES of the widest modality as float32
+    (here 4 features of x1 -> 16 bytes a row), all particles of as many samples as fit, and at
+    least one sample; the estimate does not depend on it."""
+    lg, x, mask, mods, model = _setup(missing=True)
+    guide, batch = ProductOfExpertsGuide(mods), MultimodalBatch(x, mask)
+    exact = lg.log_likelihood_masked(x, mask)
+    calls = []
+    counted = lambda b: calls.append(len(b)) or guide(b)  # noqa: E731
+    for budget, blocks in ((16 * 30 * 16, [16, 16, 8]), (16 * 30 * 7, [7] * 5 + [5]), (16, [1] * 40)):
+        monkeypatch.setattr(likelihood, "CPU_CHUNK_BYTES", budget)
+        assert likelihood.chunk_rows(batch) == max(1, budget // 16)
+        calls.clear()
+        weights = likelihood.importance_log_weights(model, counted, batch, 30)
+        assert sorted(calls) == sorted(blocks), budget
+        assert torch.allclose(weights, exact.expand(30, -1), atol=1e-6)
+
+
+class _RowCounter(torch.nn.Module):
+    """A decoder that records how many rows it is asked to decode."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.rows = net, []
+
+    def forward(self, z):
+        self.rows.append(z.shape[0])
+        return self.net(z)
+
+
+def test_decoders_run_only_where_the_estimate_reads_the_likelihood(monkeypatch):
+    """The joint estimate decodes a modality only for the samples observing it, the conditional
+    one its target alone; with the same draws the estimates equal those of decoding everything.
+    Complete and incomplete data."""
+    for missing in (False, True):
+        lg, x, mask, mods, model = _setup(missing)
+        for m in mods:
+            m.decoder = _RowCounter(m.decoder)
+        model = SharedLatentModel(mods, 2).double()
+        guide, batch = ProductOfExpertsGuide(mods), MultimodalBatch(x, mask)
+
+        def run(estimate, *args, skip=True):
+            if not skip:  # every modality decoded for every sample
+                monkeypatch.setattr(likelihood, "observed_rows", lambda *a: None)
+                monkeypatch.setattr(likelihood, "SelectiveDecodeMessenger", lambda *a: likelihood.poutine.messenger.Messenger())
+            for m in mods:
+                m.decoder.rows.clear()
+            torch.manual_seed(0)
+            out = estimate(model, guide, batch, *args, num_particles=30, chunk_size=30)
+            monkeypatch.undo()
+            return out, [sum(m.decoder.rows) for m in mods]
+
+        joint, decoded = run(log_likelihood)
+        assert decoded == [30 * int(mask[:, i].sum()) for i in range(2)]
+        full, decoded_all = run(log_likelihood, skip=False)
+        assert decoded_all == [30 * 40, 30 * 40]
+        assert torch.allclose(joint["log_likelihood"], full["log_likelihood"], atol=1e-10)
+        cond, decoded = run(conditional_log_likelihood, "x1", ["x0"])
+        assert decoded == [0, 30 * int(cond["rows"].sum())]
+        cond_full, _ = run(conditional_log_likelihood, "x1", ["x0"], skip=False)
+        assert torch.allclose(cond["log_likelihood"], cond_full["log_likelihood"], atol=1e-10)
