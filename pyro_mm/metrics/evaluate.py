@@ -116,12 +116,12 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
     lik = log_likelihood(model, guide, subset, num_particles=likelihood_particles)
     results["log_likelihood"] = {"joint_mean": float(lik["log_likelihood"].mean()),
                                  "particles": likelihood_particles,
-                                 "khat": khat_summary(lik["khat"].numpy()), "conditional": {}}
+                                 "khat": khat_summary(lik["khat"]), "conditional": {}}
     for target in names:
         for given in (g for g in names if g != target):
             cond = conditional_log_likelihood(model, guide, subset, target, (given,), likelihood_particles)
             results["log_likelihood"]["conditional"][f"{target}|{given}"] = {
-                "mean": float(cond["log_likelihood"].mean()), "khat": khat_summary(cond["khat"].numpy())}
+                "mean": float(cond["log_likelihood"].mean()), "khat": khat_summary(cond["khat"])}
     stages.update()
 
     if len(names) == 2 and hasattr(guide, "experts"):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from arviz_stats.base import array_stats
 from scipy import stats
 
 from pyro_mm.metrics.pareto import khat_summary, pareto_khat
@@ -26,6 +27,39 @@ def test_too_narrow_proposal_is_above_threshold():
 
 def test_exact_proposal_has_no_tail():
     assert (pareto_khat(np.zeros((3, 100))) == -np.inf).all()
+
+
+@pytest.mark.parametrize("particles", [25, 100, 226, 1000, 5000])
+def test_the_fit_is_arviz_psislw_for_every_row(particles):
+    """The vectorised fit returns ArviZ's ``psislw`` k̂ (its argument negated, as a log-likelihood)
+    row by row to float64 round-off, across the small-K (K / 5) and large-K (3 √K) tail sizes and
+    light to heavy tails; a float64 tensor on the weights' device."""
+    rng = np.random.default_rng(particles)
+    for spread in (0.3, 1.2, 3.0):
+        lw = rng.normal(0.0, spread, (30, particles)) + rng.standard_t(4, (30, particles))
+        khat = pareto_khat(torch.as_tensor(lw, dtype=torch.float32))
+        assert khat.dtype == torch.float64 and khat.device == torch.device("cpu") and khat.shape == (30,)
+        reference = array_stats.psislw(-lw.astype(np.float32).astype(np.float64), r_eff=1.0, axis=-1)[1]
+        np.testing.assert_allclose(khat.numpy(), reference, rtol=0, atol=1e-10)
+
+
+def test_rows_are_independent_and_blocks_change_nothing(monkeypatch):
+    lw = _log_weights(0.5, samples=12)
+    whole = pareto_khat(lw)
+    monkeypatch.setattr("pyro_mm.metrics.pareto._BLOCK_ELEMENTS", 1)  # one row per block
+    assert torch.equal(pareto_khat(lw), whole)
+    assert torch.equal(pareto_khat(lw[5:7]), whole[5:7])
+
+
+def test_one_weight_beyond_float64_range_of_the_others_is_flagged_infinite():
+    """Every other exceedance underflows to zero: the fit is undefined, one draw carries the
+    estimate, k̂ = +inf (ArviZ returns its prior's 0.02 there); the other rows are unaffected."""
+    lw = _log_weights(1.2, samples=3)
+    lw[1, 7] = lw[1].max() + 1000.0
+    khat = pareto_khat(lw)
+    assert khat[1] == np.inf and torch.equal(khat[[0, 2]], pareto_khat(lw[[0, 2]]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert array_stats.psislw(-lw[1], r_eff=1.0)[1] < 0.7
 
 
 def test_bad_inputs():
