@@ -8,12 +8,12 @@ and how much batching buys the importance-sampled likelihood.
   stratum decodes every modality).
 * **Particles**: MMVAE (M = 2, DReG) as K goes 1 → 50.
 * **Likelihood**: ``pyro_mm.metrics.likelihood.log_likelihood`` called once on the whole set —
-  particles and samples batched, in its default chunks of at most
-  :data:`~pyro_mm.metrics.likelihood.MAX_CHUNK_ROWS` (particle, sample) rows — against a loop
-  calling it on one sample at a time (each call then draws all of its sample's particles at once:
-  the loop is vectorised over particles, not over samples), per sample, interleaved round by
-  round; the call on the whole set is timed once and its peak memory measured as the step
-  benchmark measures it.
+  particles and samples batched, in its default chunks
+  (:func:`~pyro_mm.metrics.likelihood.chunk_rows`) — against a loop calling it on one sample at a
+  time (each call then draws all of its sample's particles at once: the loop is vectorised over
+  particles, not over samples), per sample, interleaved round by round; the call on the whole set
+  is timed once and its peak memory measured as the step benchmark measures it. At the small MLPs
+  below and at the step benchmark's full-size ones (784 features, 512 hidden, latent 20).
 
 Networks are small MLPs (``--features``, ``--hidden``) so that the exponential cases finish on a
 CPU; the step-overhead benchmark uses the full-size ones.
@@ -82,14 +82,15 @@ def particle_scaling(args):
     return rows
 
 
-def likelihood_batching(args):
-    """The whole set in one call (time, peak memory); then the speed-up, interleaved: ``--repeats``
-    rounds of one batched call on ``--block`` samples and a per-sample loop over the first
-    ``--loop-samples`` of them, per-sample times compared round by round (a slow spell of the
-    machine hits both)."""
+def likelihood_batching(args, features: int, hidden: int, z_dim: int):
+    """For MMVAE on two modalities of ``features`` (half of the samples lacking one): the whole
+    set in one call (time, peak memory); then the speed-up, interleaved: ``--repeats`` rounds of
+    one batched call on ``--block`` samples and a per-sample loop over ``--loop-samples`` of them,
+    evenly spaced (every observation pattern in its share), per-sample times compared round by
+    round (a slow spell of the machine hits both)."""
     torch.manual_seed(0)
-    vae = MMVAE(modalities(2, args.features, args.hidden, args.z_dim), args.z_dim, num_particles=1)
-    batch = make_batch(2, args.features, args.likelihood_samples, mixed=True)
+    vae = MMVAE(modalities(2, features, hidden, z_dim), z_dim, num_particles=1)
+    batch = make_batch(2, features, args.likelihood_samples, mixed=True)
     estimate = lambda b: log_likelihood(vae.model, vae.guide, b, args.likelihood_particles, args.chunk)  # noqa: E731
     times = {}
 
@@ -99,22 +100,28 @@ def likelihood_batching(args):
         times["whole"] = time.perf_counter() - start
 
     block = batch.select(torch.arange(min(args.block, len(batch))))
-    ratios = []
+    looped = torch.arange(0, len(block), max(1, len(block) // args.loop_samples))[: args.loop_samples]
+    ratios, per_sample = [], {"batched": [], "loop": []}
     with torch.no_grad():
         peak = peak_memory_mib(whole_set, torch.device("cpu"))
         for _ in range(args.repeats):
             start = time.perf_counter()
             estimate(block)
-            batched = (time.perf_counter() - start) / len(block)
+            per_sample["batched"].append((time.perf_counter() - start) / len(block))
             start = time.perf_counter()
-            for i in range(args.loop_samples):
-                estimate(block.select(torch.tensor([i])))
-            ratios.append((time.perf_counter() - start) / args.loop_samples / batched)
+            for i in looped:
+                estimate(block.select(i.view(1)))
+            per_sample["loop"].append((time.perf_counter() - start) / len(looped))
+            ratios.append(per_sample["loop"][-1] / per_sample["batched"][-1])
     q1, median, q3 = quartiles(ratios)
-    print(f"  likelihood: {len(batch)} samples in {times['whole']:.1f} s (peak {peak:.0f} MiB); batched "
-          f"{median:.1f}x faster than a per-sample loop (IQR {q1:.1f}-{q3:.1f})", flush=True)
-    return {"samples": len(batch), "particles": args.likelihood_particles, "seconds": times["whole"],
-            "peak_mib": peak, "block": len(block), "loop_samples": args.loop_samples, "rounds": args.repeats,
+    ms = {k: 1000 * statistics.median(v) for k, v in per_sample.items()}
+    print(f"  likelihood, MLP {features}/{hidden}/{z_dim}: {len(batch)} samples in {times['whole']:.1f} s "
+          f"(peak {peak:.0f} MiB); per sample {ms['batched']:.2f} ms batched, {ms['loop']:.2f} ms in a loop: "
+          f"{median:.1f}x (IQR {q1:.1f}-{q3:.1f})", flush=True)
+    return {"features": features, "hidden": hidden, "z_dim": z_dim, "samples": len(batch),
+            "particles": args.likelihood_particles, "seconds": times["whole"], "peak_mib": peak,
+            "block": len(block), "loop_samples": len(looped), "rounds": args.repeats,
+            "batched_ms": ms["batched"], "loop_ms": ms["loop"],
             "speedup_median": median, "speedup_q1": q1, "speedup_q3": q3}
 
 
@@ -132,12 +139,17 @@ def markdown(report) -> str:
     lines += ["", "| K | " + " | ".join(str(r["K"]) for r in report["particles"]) + " |",
               "|---|" + "---:|" * len(report["particles"]),
               "| mmvae dreg (ms) | " + " | ".join(f"{1000 * r['seconds']:.1f}" for r in report["particles"]) + " |"]
-    lik = report["likelihood"]
-    lines += ["", f"Likelihood, {lik['particles']} particles on {lik['samples']} samples in one call: "
-              f"{lik['seconds']:.1f} s, peak {lik['peak_mib']:.0f} MiB. Per sample, a batched call on "
-              f"{lik['block']} samples against a loop over {lik['loop_samples']} of them, interleaved over "
-              f"{lik['rounds']} rounds: {lik['speedup_median']:.1f}× faster (IQR {lik['speedup_q1']:.1f}–"
-              f"{lik['speedup_q3']:.1f})."]
+    lines += ["", f"Likelihood, MMVAE, {report['likelihood'][0]['particles']} particles, half of the samples "
+              "lacking one modality: the whole set in one call, then per sample a batched call on the block "
+              "against a loop over evenly spaced samples of it, interleaved (median and IQR over the rounds).", "",
+              "| MLP features / hidden / latent | samples | one call (s) | peak MiB | block / loop samples | rounds "
+              "| batched ms/sample | loop ms/sample | speed-up (median) | IQR |",
+              "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+    for lik in report["likelihood"]:
+        lines.append(f"| {lik['features']} / {lik['hidden']} / {lik['z_dim']} | {lik['samples']} | {lik['seconds']:.1f} "
+                     f"| {lik['peak_mib']:.0f} | {lik['block']} / {lik['loop_samples']} | {lik['rounds']} "
+                     f"| {lik['batched_ms']:.2f} | {lik['loop_ms']:.2f} | {lik['speedup_median']:.1f}× "
+                     f"| {lik['speedup_q1']:.1f}–{lik['speedup_q3']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -146,12 +158,15 @@ def main(args):
         args.modalities, args.particles, args.max_all_subsets = [2, 3], [1, 4], 3
         args.features, args.hidden, args.z_dim, args.batch_size, args.repeats, args.steps = 16, 16, 4, 8, 1, 1
         args.likelihood_samples, args.likelihood_particles, args.loop_samples, args.block = 40, 25, 4, 20
+        args.likelihood_full_size = [32, 16, 4]
     report = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "small")}}
     print("modalities:")
     report["modalities"] = modality_scaling(args)
     print("particles:")
     report["particles"] = particle_scaling(args)
-    report["likelihood"] = likelihood_batching(args)
+    print("likelihood:")
+    report["likelihood"] = [likelihood_batching(args, args.features, args.hidden, args.z_dim),
+                            likelihood_batching(args, *args.likelihood_full_size)]
     write_results(args.out, "scaling", report, markdown(report))
 
 
@@ -171,7 +186,10 @@ if __name__ == "__main__":
     parser.add_argument("--likelihood-samples", type=int, default=10000)
     parser.add_argument("--likelihood-particles", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=None,
-                        help="particles per likelihood chunk (default: the library's, by MAX_CHUNK_ROWS)")
+                        help="particles per likelihood chunk (default: the library's, all of them, by chunk_rows)")
+    parser.add_argument("--likelihood-full-size", type=int, nargs=3, default=[784, 512, 20],
+                        metavar=("FEATURES", "HIDDEN", "Z_DIM"),
+                        help="the likelihood's second configuration (default: the step benchmark's networks)")
     parser.add_argument("--block", type=int, default=1000, help="samples of each timed batched call")
     parser.add_argument("--loop-samples", type=int, default=50, help="samples of each timed per-sample loop")
     main(parser.parse_args())

@@ -63,7 +63,9 @@ def test_scaling_harness_runs_small(tmp_path):
     cases = {(r["case"], r["M"]) for r in report["modalities"]}
     assert ("mopoe all subsets", 3) in cases and ("mmvae num_subsets=1", 3) in cases
     assert [r["K"] for r in report["particles"]] == [1, 4]
-    likelihood = report["likelihood"]
-    assert 0 < likelihood["speedup_q1"] <= likelihood["speedup_median"] <= likelihood["speedup_q3"]
-    assert likelihood["loop_samples"] < likelihood["block"] <= likelihood["samples"] and likelihood["peak_mib"] >= 0
+    assert [lik["features"] for lik in report["likelihood"]] == [16, 32]  # the small MLP, then the full-size one
+    for likelihood in report["likelihood"]:
+        assert 0 < likelihood["speedup_q1"] <= likelihood["speedup_median"] <= likelihood["speedup_q3"]
+        assert likelihood["loop_samples"] < likelihood["block"] <= likelihood["samples"] and likelihood["peak_mib"] >= 0
+        assert likelihood["batched_ms"] > 0 and likelihood["loop_ms"] > 0
     assert "Likelihood" in (tmp_path / "scaling.md").read_text()
