@@ -61,7 +61,8 @@ class SharedLatentModel(PyroModule):
                     likelihoods: nn.ModuleDict) -> dist.Distribution:
         # the module dicts are passed in: each attribute access of a PyroModule's plain submodule
         # is a pyro.module statement (one pyro.param per parameter), wanted once per call
-        return likelihoods[spec.name](decode(spec.name, decoders[spec.name], z), spec.event_dim)
+        likelihood = likelihoods[spec.name]
+        return decode(spec.name, decoders[spec.name], z, lambda params: likelihood(params, spec.event_dim))
 
     def forward(self, batch: MultimodalBatch) -> torch.Tensor:
         check_batch(batch, self.names, type(self).__name__)

@@ -19,7 +19,7 @@ can decode only the part of ``z`` its objective uses.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from pyro.poutine.runtime import effectful
@@ -41,20 +41,27 @@ def apply_flat(net: nn.Module, x: torch.Tensor, event_dims: int):
     return out.reshape(lead + out.shape[1:])
 
 
-_decode_effect = effectful(apply_flat, type="decode")
+def _decode(net: nn.Module, z: torch.Tensor, likelihood: Optional[Callable] = None):
+    params = apply_flat(net, z, 1)
+    return params if likelihood is None else likelihood(params)
 
 
-def decode(name: str, net: nn.Module, z: torch.Tensor):
-    """``apply_flat(net, z, 1)``: the likelihood parameters of modality ``name`` at every
-    ``z [*lead, D]``, as a Pyro effect of type ``"decode"`` named ``name``.
+_decode_effect = effectful(_decode, type="decode")
+
+
+def decode(name: str, net: nn.Module, z: torch.Tensor, likelihood: Optional[Callable] = None):
+    """The likelihood parameters ``apply_flat(net, z, 1)`` of modality ``name`` at every
+    ``z [*lead, D]`` — or, given ``likelihood`` (parameters ``[*lead, ...]`` -> a distribution of
+    batch shape ``lead``), that distribution — as a Pyro effect of type ``"decode"`` named
+    ``name``.
 
     Outside inference it is the plain call. An inference handler (a ``Messenger`` with a
-    ``_pyro_decode`` method) may compute it only where its objective uses the result, e.g.
-    :class:`~pyro_mm.infer.SelectiveDecodeMessenger`, which decodes a modality only at the
-    (particle, stratum) cells whose likelihood the objective uses (MVAE's subset terms, MEME). Effects of this type are not
-    recorded in traces.
+    ``_pyro_decode`` method) may compute it only where its objective uses the result:
+    :class:`~pyro_mm.infer.SelectiveDecodeMessenger` decodes and scores a modality given with its
+    likelihood only at the (cell, sample) entries whose likelihood the objective uses (the samples
+    observing it; MVAE's subset terms; MEME). Effects of this type are not recorded in traces.
     """
-    return _decode_effect(net, z, 1, name=name)
+    return _decode_effect(net, z, likelihood, name=name)
 
 
 class Modality:

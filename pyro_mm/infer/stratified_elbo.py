@@ -130,8 +130,8 @@ class StratifiedELBO(Trace_ELBO):
         return None
 
     def decoded_rows(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
-        """Modality name -> index of the samples that observe it, for every modality some sample
-        lacks (the model masks a missing modality's likelihood out: its decoder need not run
+        """Modality name -> boolean ``[B]`` (CPU) of the samples that observe it, for every
+        modality some sample lacks (the model masks a missing modality's likelihood out: its decoder need not run
         there); ``None`` when every sample observes every modality. Reads the mask back to the
         host once per step."""
         return observed_rows(posterior.source.observed, posterior.names)

@@ -158,7 +158,7 @@ def conditional_log_likelihood(model, guide, batch: MultimodalBatch, target: str
     with torch.no_grad():
         log_p = _chunked(model, guide, conditioned, num_particles, chunk_size,
                          lambda rows, model_trace, _: _scaled_log_prob(model_trace.nodes[target], sub[target][rows]),
-                         lambda part: {n: part.mask.new_zeros(0, dtype=torch.long) for n in part.names if n != target})
+                         lambda part: {n: torch.zeros(len(part), dtype=torch.bool) for n in part.names if n != target})
     out = _estimate(log_p)
     out["rows"] = rows
     return out

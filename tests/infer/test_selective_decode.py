@@ -86,3 +86,69 @@ def test_selective_decoding_keeps_the_bound_and_its_gradients(method, missing):
             assert rows_all[name] % B == 0 and rows[name] == rows_all[name] // B * seen
             assert with_grad[name] == rows[name]
     assert missing == 0.0 or rows != rows_all  # the incomplete batch does lack modalities
+
+
+def _decode_under(messenger, net, z, likelihood):
+    from pyro_mm.modality import decode
+    with messenger:
+        return decode("m", net, z, likelihood)
+
+
+@pytest.mark.parametrize("layout", ["cells-and-rows", "per-sample", "per-sample-frozen", "nothing-used"])
+def test_the_messenger_decodes_and_scores_exactly_the_used_entries(layout):
+    """``decode(name, net, z, likelihood)`` under the messenger: the decoder sees the used
+    (cell, sample) entries once each (the frozen ones without autograd); the log-density is the
+    full likelihood's on them and zero elsewhere, and so are its gradients."""
+    from pyro_mm.infer import SelectiveDecodeMessenger
+    from pyro_mm.modality import apply_flat
+
+    torch.manual_seed(0)
+    K, S, B, D = 3, 2, 6, 3
+    mod = small_modalities(2)[1]  # a Normal likelihood with a learned scale
+    net, likelihood = mod.decoder, (lambda params: mod.likelihood(params, mod.event_dim))
+    z, x = torch.randn(K, S, B, D), torch.randn(B, *mod.event_shape)
+    frozen = None
+    if layout == "cells-and-rows":
+        cells, rows = torch.tensor([[True, False], [True, True], [False, False]]), torch.rand(B) < 0.5
+        messenger = SelectiveDecodeMessenger({"m": cells}, {"m": rows})
+        used = cells[..., None] & rows
+    elif layout == "nothing-used":
+        used = torch.zeros(K, S, B, dtype=torch.bool)
+        messenger = SelectiveDecodeMessenger({}, {"m": torch.zeros(B, dtype=torch.bool)})
+    else:
+        used = torch.rand(K, S, B) < 0.5
+        frozen = used & (torch.rand(K, S, B) < 0.5) if layout == "per-sample-frozen" else None
+        messenger = SelectiveDecodeMessenger({"m": used}, no_grad={"m": frozen} if frozen is not None else None)
+    seen = []
+    hook = net.register_forward_hook(lambda m, inp, out: seen.append((inp[0].shape[0], torch.is_grad_enabled())))
+    try:
+        fn = _decode_under(messenger, net, z, likelihood)
+        log_p = fn.log_prob(x)
+    finally:
+        hook.remove()
+    assert fn.batch_shape == (K, S, B) and fn.event_shape == mod.event_shape
+    with torch.no_grad():
+        full = likelihood(apply_flat(net, z, 1)).log_prob(x)
+    assert torch.allclose(log_p, torch.where(used, full, torch.zeros(())), atol=1e-6)
+    if layout == "nothing-used":
+        assert seen == [(1, False)]  # one entry for the shapes, never scored
+        return
+    free = used & ~frozen if frozen is not None else used
+    assert sum(n for n, grad in seen if grad) == int(free.sum())
+    assert sum(n for n, _ in seen) == int(used.sum())
+    grads = torch.autograd.grad(log_p.sum(), list(net.parameters()))
+    reference = likelihood(apply_flat(net, z, 1)).log_prob(x)
+    expected = torch.autograd.grad((reference * free).sum(), list(net.parameters()))
+    for g, e in zip(grads, expected):
+        assert torch.allclose(g, e, atol=1e-5)
+
+
+def test_a_decode_without_likelihood_is_decoded_everywhere():
+    from pyro_mm.infer import SelectiveDecodeMessenger
+    from pyro_mm.modality import apply_flat, decode
+
+    mod = small_modalities(1)[0]
+    z = torch.randn(2, 4, 3)
+    with SelectiveDecodeMessenger({"m": torch.tensor([True, False])}, {"m": torch.tensor([True, False, True, False])}):
+        params = decode("m", mod.decoder, z)
+    assert torch.equal(params, apply_flat(mod.decoder, z, 1))

@@ -136,7 +136,8 @@ class _RowCounter(torch.nn.Module):
 
 def test_decoders_run_only_where_the_estimate_reads_the_likelihood(monkeypatch):
     """The joint estimate decodes a modality only for the samples observing it, the conditional
-    one its target alone; with the same draws the estimates equal those of decoding everything.
+    one its target alone (and one entry of the others, never scored, for the likelihood's shapes);
+    with the same draws the estimates equal those of decoding everything.
     Complete and incomplete data."""
     for missing in (False, True):
         lg, x, mask, mods, model = _setup(missing)
@@ -162,6 +163,6 @@ def test_decoders_run_only_where_the_estimate_reads_the_likelihood(monkeypatch):
         assert decoded_all == [30 * 40, 30 * 40]
         assert torch.allclose(joint["log_likelihood"], full["log_likelihood"], atol=1e-10)
         cond, decoded = run(conditional_log_likelihood, "x1", ["x0"])
-        assert decoded == [0, 30 * int(cond["rows"].sum())]
+        assert decoded == [1, 30 * int(cond["rows"].sum())]  # x0: one entry of the one block, for shapes
         cond_full, _ = run(conditional_log_likelihood, "x1", ["x0"], skip=False)
         assert torch.allclose(cond["log_likelihood"], cond_full["log_likelihood"], atol=1e-10)
