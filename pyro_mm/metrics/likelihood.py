@@ -16,7 +16,7 @@ Everything runs batched over samples and particles, in chunks that bound the mem
 default a chunk is all K particles of a block of samples, at most :func:`chunk_rows` (particle,
 sample) rows whatever the number of samples: one call on a whole test set neither exhausts memory
 nor spends its time page-faulting giant tensors, and every sample is encoded once. The model
-decodes a modality only for the samples whose estimate reads its likelihood
+decodes and scores a modality only for the samples whose estimate reads its likelihood
 (:class:`~pyro_mm.infer.SelectiveDecodeMessenger`): the joint estimate skips the modalities a
 sample lacks, the conditional one decodes its target alone.
 
