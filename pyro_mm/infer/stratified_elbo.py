@@ -131,9 +131,9 @@ class StratifiedELBO(Trace_ELBO):
 
     def decoded_rows(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
         """Modality name -> boolean ``[B]`` (CPU) of the samples that observe it, for every
-        modality some sample lacks (the model masks a missing modality's likelihood out: its decoder need not run
-        there); ``None`` when every sample observes every modality. Reads the mask back to the
-        host once per step."""
+        modality some sample lacks (the model masks a missing modality's likelihood out: its
+        decoder need not run there); ``None`` when every sample observes every modality. Reads the
+        mask back to the host once per step."""
         return observed_rows(posterior.source.observed, posterior.names)
 
     def guide_log_density(self, fn: StratifiedPosterior, z: torch.Tensor, detach: bool) -> torch.Tensor:

@@ -19,8 +19,7 @@ weighted by their profile likelihoods ``exp(n (log(-θ/k(θ)) - k(θ) - 1))`` (w
 ``10 ε`` dropped), give the posterior mean ``θ̂``; then ``k̂ = (n k(θ̂) + 10 · 0.5) / (n + 10)``.
 It is the fit of ArviZ's ``psislw`` (arviz-stats), which the tests hold it to, computed for all
 samples at once on the weights' device in float64 instead of one sample at a time on the host:
-on 1 000 samples of 1 000 particles it is the difference between 0.3 ms per sample and a few
-microseconds.
+on 1 000 samples of 1 000 particles, ≈ 0.03 ms per sample against ArviZ's 0.3 ms.
 
 References: Zhang & Stephens, *A new and efficient estimation method for the generalized Pareto
 distribution*, Technometrics 2009; Vehtari, Simpson, Gelman, Yao, Gabry, JMLR 2024.
@@ -48,7 +47,10 @@ def _tail_size(num_particles: int) -> int:
 
 
 def _fit_shape(exceedances: torch.Tensor) -> torch.Tensor:
-    """``k̂ [b]`` of the generalised Pareto fit to sorted exceedances ``[b, n]`` (module docstring)."""
+    """``k̂ [b]`` of the generalised Pareto fit to sorted exceedances ``[b, n]`` (module
+    docstring); ``+inf`` where the quartile exceedance underflowed to zero (the largest weight
+    beyond float64's range of the others: the fit is undefined, one draw carries the estimate,
+    as unreliable as it gets)."""
     n = exceedances.shape[-1]
     m = 30 + int(n**0.5)
     j = torch.arange(1, m + 1, dtype=exceedances.dtype, device=exceedances.device)
@@ -59,7 +61,7 @@ def _fit_shape(exceedances: torch.Tensor) -> torch.Tensor:
     weights = torch.where(weights >= 10 * torch.finfo(weights.dtype).eps, weights, 0.0)
     theta_hat = (theta * weights).sum(-1) / weights.sum(-1)
     k_hat = torch.log1p(-theta_hat.unsqueeze(-1) * exceedances).mean(-1)
-    return (n * k_hat + 10 * 0.5) / (n + 10)
+    return torch.where(quartile[:, 0] == 0, math.inf, (n * k_hat + 10 * 0.5) / (n + 10))
 
 
 def pareto_khat(log_weights) -> torch.Tensor:
@@ -90,11 +92,7 @@ def pareto_khat(log_weights) -> torch.Tensor:
     block = max(1, _BLOCK_ELEMENTS // ((30 + int(n**0.5)) * n))
     for rows in fitted.split(block):
         shifted = (top[rows] - top[rows, -1:]).exp()  # weights over the largest
-        exceedances = shifted[:, 1:] - shifted[:, :1]
-        # the largest weight beyond float64's range of the others: their exceedances underflow to
-        # zero and the fit is undefined; one draw carries the estimate, as unreliable as it gets
-        dominated = exceedances[:, int(n / 4 + 0.5) - 1] == 0
-        khat[rows] = torch.where(dominated, math.inf, _fit_shape(exceedances))
+        khat[rows] = _fit_shape(shifted[:, 1:] - shifted[:, :1])
     return khat
 
 
