@@ -37,7 +37,7 @@ from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, wr
 
 def step_time(vae, batch, repeats: int, steps: int) -> float:
     """Median seconds of one training step (forward, backward, Adam) over ``repeats``."""
-    vae.prepare(batch)
+    vae.initialise(batch)
     module = vae.elbo(vae.model, vae.guide)
     optim = torch.optim.Adam(module.parameters(), lr=1e-4)
     times = []

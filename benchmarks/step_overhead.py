@@ -191,7 +191,7 @@ def floor_meme(vae, batch, K: int, lam: float = 1.0):
     prior = []
     for i in range(2):  # direction s: log mean_i q_t(z_0 | u_i) over t's pseudo-samples
         t = vae.modalities[1 - i]
-        u_loc, u_scale = t.encoder(torch.sigmoid(vae.model.pseudo[t.name]))  # [N, D]
+        u_loc, u_scale = t.encoder(torch.sigmoid(vae.model.pseudo(t.name)))  # [N, D]
         log_q = normal_log_prob(z[0, i, None], u_loc[:, None], u_scale[:, None])  # [N, B]
         prior.append(log_q.logsumexp(0) - math.log(u_loc.shape[0]))
     unpaired = own + torch.stack(prior) - normal_log_prob(z[0], loc, scale)
@@ -274,7 +274,7 @@ def prepare(case: dict, features: int, batch_size: int, device="cpu"):
     batch = make_batch(2, features, batch_size, case.get("mixed", False))
     if case.get("unimodal"):
         batch = batch.only(["m0"])
-    vae.prepare(batch)
+    vae.initialise(batch)
     vae.to(device)
     batch = batch.to(device)
     if "pyro_elbo" in case:

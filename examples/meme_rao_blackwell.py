@@ -55,7 +55,7 @@ def batches(data, batch_size, generator):
 def train(args, rao_blackwell, train_set, test_batch, classifiers):
     torch.manual_seed(args.seed)
     vae = build_model(train_set, MainJobConfig(rao_blackwell=rao_blackwell))
-    vae.prepare(train_set)
+    vae.initialise(train_set)
     module = vae.elbo(vae.model, vae.guide)
     optim = torch.optim.Adam(module.parameters(), lr=MainJobConfig.lr)
     generator = torch.Generator().manual_seed(args.seed)

@@ -30,7 +30,7 @@ def main(args):
         vae = MoPoE.for_dataset(train, z_dim=16, num_subsets=num_subsets)
         steps = []
         vae.fit(train, epochs=100, batch_size=64, lr=1e-3, time_budget=args.budget, progress=not args.small,
-                callback=lambda step, loss: steps.append(loss))
+                callback=lambda record: steps.append(record.loss))
         coherence = cross_coherence(lambda b, given, target: vae.predict(b, given, [target])[target], [batch],
                                     classifiers, test.names)
         sizes = " | ".join(f"{coherence.by_size[k]:.3f}" for k in range(1, 5))

@@ -65,7 +65,7 @@ def main(args):
     for cls in (MVAE, MMVAE, MoPoE, MEME):
         torch.manual_seed(1)
         vae = cls.for_dataset(data, z_dim=8)
-        vae.prepare(data)
+        vae.initialise(data)
         module = vae.elbo(vae.model, vae.guide)
         torch.manual_seed(2)
         loss = module(batch).item()

@@ -2,6 +2,7 @@
 
 from .experts import ExpertsGuide
 from .mutual_supervision import MutualSupervisionGuide
+from .private_latent import PrivateLatentGuide
 from .product_of_experts import ProductOfExpertsGuide
 from .subset_mixture import MixtureOfExpertsGuide, MixtureOfProductsGuide, SubsetMixtureGuide
 from .unimodal import UnimodalGuide
@@ -11,6 +12,7 @@ __all__ = [
     "MixtureOfExpertsGuide",
     "MixtureOfProductsGuide",
     "MutualSupervisionGuide",
+    "PrivateLatentGuide",
     "ProductOfExpertsGuide",
     "SubsetMixtureGuide",
     "UnimodalGuide",

@@ -8,10 +8,13 @@ learnable **pseudo-samples** u_1..u_N in t's data space (a VampPrior; Tomczak & 
 
 :class:`MutualSupervisionModel` is the :class:`SharedLatentModel` (its ``forward`` is the same
 p(z) Π_m p_θ(x_m | z)) that also holds the encoders (shared with the guide) and the pseudo-samples,
-so that :class:`~pyro_mm.infer.TraceMEME_ELBO` can evaluate those conditional priors. The
-pseudo-samples are ``nn.Parameter`` s of the model: SVI and ``ELBOModule`` optimise them.
-Pseudo-samples are stored unconstrained: images through a sigmoid, tokens as logits whose softmax
-("soft tokens") the token encoder reads.
+so that :class:`~pyro_mm.infer.TraceMEME_ELBO` can evaluate those conditional priors (it is a
+:class:`~pyro_mm.protocols.ConditionalPriorModel`). The pseudo-samples are ``nn.Parameter`` s of
+the model: SVI and ``ELBOModule`` optimise them. They are stored unconstrained: images through a
+sigmoid, tokens as logits whose softmax ("soft tokens") the token encoder reads. Before training
+they are set from real data once (:meth:`MutualSupervisionModel.initialise`, a
+:class:`~pyro_mm.protocols.DataInitialised`: the trainer calls it); whether that happened is part of
+the model's saved state, so a resumed or reloaded model is never initialised again.
 
 Reference: Joy, Shi, Torr, van de Meent, Siddharth, *Learning Multimodal VAEs through Mutual
 Supervision*, ICLR 2022.
@@ -24,10 +27,29 @@ from typing import Mapping, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from pyro.nn import PyroModule
+
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.modality import Modality, apply_flat
 
 from .shared_latent import SharedLatentModel
+
+
+class PseudoSamples(PyroModule):
+    """The pseudo-samples of every modality, one ``nn.Parameter`` ``[N, ...]`` per modality name.
+    Reading them by calling the module (``pseudo(name)``) issues a ``pyro.param`` statement, so
+    that :class:`pyro.infer.SVI` finds and trains them even though the objective, not the model's
+    ``forward``, reads them."""
+
+    def forward(self, name: str) -> nn.Parameter:
+        return getattr(self, name)
+
+    def set(self, name: str, value: torch.Tensor) -> None:
+        """Replace (or create) the parameter of ``name``."""
+        setattr(self, name, nn.Parameter(value))
+
+    def items(self):
+        return self._parameters.items()
 
 __all__ = ["MutualSupervisionModel"]
 
@@ -47,7 +69,10 @@ class MutualSupervisionModel(SharedLatentModel):
                  pseudo_samples: Union[int, Mapping[str, torch.Tensor]] = 128, latent: str = "z"):
         super().__init__(modalities, z_dim, latent)
         self.encoders = nn.ModuleDict({m.name: m.encoder for m in self.modalities})
-        self.pseudo = nn.ParameterDict()
+        self.pseudo = PseudoSamples()
+        self.initialised = False
+        if isinstance(pseudo_samples, bool) or not isinstance(pseudo_samples, (int, Mapping)):
+            raise TypeError(f"pseudo_samples must be a number or a mapping name -> data, got {pseudo_samples!r}")
         if isinstance(pseudo_samples, int):
             if pseudo_samples < 1:
                 raise ValueError(f"the number of pseudo-samples must be positive, got {pseudo_samples}")
@@ -55,6 +80,36 @@ class MutualSupervisionModel(SharedLatentModel):
                 self._set_pseudo(m, self._noise(m, pseudo_samples))
         else:
             self.init_pseudo_samples(pseudo_samples)
+
+    @property
+    def num_pseudo_samples(self) -> int:
+        """N, the pseudo-samples per modality."""
+        return next(iter(self.pseudo.items()))[1].shape[0]
+
+    @property
+    def initialisation_size(self) -> int:
+        """How many training samples :meth:`initialise` wants to see (4 N)."""
+        return 4 * self.num_pseudo_samples
+
+    def initialise(self, batch: MultimodalBatch) -> None:
+        """Set every modality's N pseudo-samples to its first N observed entries of ``batch``
+        (cycled when fewer are observed; a modality observed nowhere keeps its noise), once."""
+        if self.initialised:
+            return
+        N = self.num_pseudo_samples
+        init = {}
+        for n in batch.names:
+            rows = batch[n][batch.observed(n)]
+            if len(rows):
+                init[n] = rows[torch.arange(N, device=rows.device) % len(rows)]
+        self.init_pseudo_samples(init)
+        self.initialised = True
+
+    def get_extra_state(self):
+        return {"initialised": self.initialised}
+
+    def set_extra_state(self, state) -> None:
+        self.initialised = bool(state["initialised"])
 
     @staticmethod
     def _noise(m: Modality, n: int) -> torch.Tensor:
@@ -68,7 +123,8 @@ class MutualSupervisionModel(SharedLatentModel):
                 f"pseudo-samples of modality {m.name!r} must have shape [N, {', '.join(map(str, m.event_shape))}]"
                 f", got {list(data.shape)}"
             )
-        self.pseudo[m.name] = nn.Parameter(m.likelihood.pseudo_parameter(data.detach().cpu()))
+        like = self.prior_loc
+        self.pseudo.set(m.name, m.likelihood.pseudo_parameter(data.detach()).to(device=like.device, dtype=like.dtype))
 
     def init_pseudo_samples(self, data: Union[MultimodalBatch, Mapping[str, torch.Tensor]]) -> None:
         """Set pseudo-samples from real data: a mapping name -> ``[N, *event_shape]`` or a
@@ -78,14 +134,12 @@ class MutualSupervisionModel(SharedLatentModel):
         unknown = sorted(set(data) - set(self.names))
         if unknown:
             raise KeyError(f"pseudo-samples given for unknown modalities {unknown}; the model has {list(self.names)}")
-        device = self.prior_loc.device
         for m in self.modalities:
             if m.name in data:
                 self._set_pseudo(m, torch.as_tensor(data[m.name]))
-                self.pseudo[m.name].data = self.pseudo[m.name].data.to(device)
 
     def pseudo_experts(self, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale) [N, D]``: the encoder of ``name`` applied to its pseudo-samples."""
         spec = self.modalities[self.names.index(name)]
-        inputs = spec.likelihood.pseudo_input(self.pseudo[name])
+        inputs = spec.likelihood.pseudo_input(self.pseudo(name))
         return apply_flat(self.encoders[name], inputs, inputs.dim() - 1)

@@ -1,48 +1,63 @@
-"""Files written by pyro_mm's user classes: saved models and resumable training checkpoints.
+"""Files written by pyro_mm: saved models and resumable training checkpoints.
 
-Both are ``torch.save`` payloads tagged with a ``format`` and a ``version``, written atomically
-(serialised in memory, written to a temporary file beside the target, then ``os.replace``), so an
-interrupted write — a full disk, a Ctrl-C — never leaves a half-written file in place of the
-previous one. Reading names what is wrong with a missing, corrupt, foreign or incompatible file
-and never modifies it.
+Both are ``torch.save`` payloads tagged with a ``format`` and a ``version``. On disk a payload is
+wrapped with the SHA-256 of its serialised bytes, which reading verifies: a flipped byte, a
+truncated or half-copied file is refused with an error naming the file instead of loading
+changed weights. Files are written atomically (serialised in memory, written to a temporary file
+beside the target, fsync-ed, then ``os.replace``-d), so an interrupted write — a full disk, a
+Ctrl-C, a killed process — never leaves a half-written file in place of the previous one; the
+temporary files a killed write leaves behind are removed by :func:`remove_stale_temporaries`.
 
 A training checkpoint also holds everything that makes a resumed run continue *exactly* like an
 uninterrupted one: the optimiser state, the data-order generator as it was at the start of the
 current epoch with the number of batches already consumed, the global random states (torch CPU
-and CUDA, Python, NumPy) that drive the ELBO's sampling, and the loss history of every step.
+and CUDA, Python, NumPy) that drive the objective's sampling, and the module's state — weights and
+every piece of training state its modules keep (``get_extra_state``).
+
+:class:`DirectoryLock` keeps two processes from training into the same output directory.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
+import json
 import os
 import random
+import socket
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 
 __all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "atomic_save", "read_payload", "capture_rng",
-           "restore_rng"]
+           "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError"]
 
 MODEL_FORMAT = "pyro_mm-model"
 TRAINING_FORMAT = "pyro_mm-training"
 #: the layout version of each format that this pyro_mm writes and reads
-VERSIONS = {MODEL_FORMAT: 1, TRAINING_FORMAT: 2}
+VERSIONS = {MODEL_FORMAT: 2, TRAINING_FORMAT: 3}
+_WRAPPER = "pyro_mm-file"
+_TEMPORARY = ".tmp"
 
 
 def atomic_save(payload: Dict, path) -> Path:
-    """``torch.save(payload)`` to ``path`` through a temporary file renamed over it."""
+    """``torch.save(payload)`` with its checksum to ``path`` through a temporary file renamed over it."""
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    inner = io.BytesIO()
+    torch.save(payload, inner)
+    content = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"wrapper": _WRAPPER, "sha256": hashlib.sha256(content).hexdigest(), "content": content}, outer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=_TEMPORARY)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
+            f.write(outer.getvalue())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,18 +67,43 @@ def atomic_save(payload: Dict, path) -> Path:
     return path
 
 
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporary files that interrupted writes of ``path`` left beside it (call it only
+    while no other process writes ``path``); returns the removed paths."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [p for p in path.parent.glob(f"{path.name}*{_TEMPORARY}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def read_payload(path, fmt: str, map_location="cpu") -> Dict:
     """The payload of a pyro_mm file of format ``fmt``; ``FileNotFoundError`` or ``ValueError``
     naming the problem otherwise (the file is left as it is). The payload is unpickled (it holds the
     modalities' networks): read only files you trust."""
     path = Path(path)
     what = "checkpoint" if fmt == TRAINING_FORMAT else "model file"
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a pyro_mm {what}")
     if not path.is_file():
         raise FileNotFoundError(f"no pyro_mm {what} at {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})") from None
+        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
+                         .split("\n")[0]) from None
+    if not isinstance(outer, dict) or outer.get("wrapper") != _WRAPPER:
+        raise ValueError(f"{path} is not a pyro_mm {what} (no pyro_mm checksum wrapper)")
+    content = outer.get("content")
+    if not isinstance(content, bytes) or hashlib.sha256(content).hexdigest() != outer.get("sha256"):
+        raise ValueError(f"{path} is corrupt: its content does not match its checksum (a changed or damaged file)")
+    try:
+        payload = torch.load(io.BytesIO(content), map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
+                         .split("\n")[0]) from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a pyro_mm {what} (format {found!r}, expected {fmt!r})")
@@ -89,3 +129,55 @@ def restore_rng(state: Dict) -> None:
     np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock of an output directory."""
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory (``.pyro_mm.lock`` inside it, ``fcntl.flock``: released by
+    the operating system when the holder exits, however it exits).
+
+    Used as a context manager; a second holder gets :class:`LockedError` naming the first (its
+    process id, host and start time)."""
+
+    NAME = ".pyro_mm.lock"
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.path = self.directory / self.NAME
+        self._file = None
+
+    def holder(self) -> Optional[dict]:
+        """Who wrote the lock file last (``None``: nobody)."""
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def __enter__(self) -> "DirectoryLock":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            who = self.holder() or {}
+            raise LockedError(
+                f"{self.directory} is in use by another pyro-mm process (pid {who.get('pid', '?')} on "
+                f"{who.get('host', '?')}, since {who.get('since', '?')}); wait for it or choose another output "
+                "directory") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

@@ -17,11 +17,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
+
+from .methods import METHODS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("unimodal", "mvae", "mmvae", "mopoe", "meme")
 DATASETS = ("mnist-syndigits", "polymnist", "translated-polymnist", "captioned-digits")
 SCHEMES = ("paired", "alternate", "s", "t", "random")
 
@@ -79,8 +80,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo import DEMO_METHODS
-
     parser = argparse.ArgumentParser(
         prog="pyro-mm",
         description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME) as Pyro models, guides and ELBOs. "
@@ -126,13 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="train every method on synthetic linear-Gaussian data (exact log-likelihoods to compare with)",
-        description="Train unimodal VAE, MVAE, MMVAE and MoPoE-VAE on a synthetic linear-Gaussian "
-        "multimodal data set with missing modalities; print the bound per epoch and a table of each "
-        "trained bound beside the exact log-likelihood of the learned model.",
+        description="Train every registered method (" + ", ".join(METHODS) + ") on a synthetic "
+        "linear-Gaussian multimodal data set with missing modalities; print the bound per epoch and a table of "
+        "each trained bound beside the exact log-likelihood of the learned model and the closed-form sub-sampling "
+        "cap of the mixture-based bounds.",
         formatter_class=_Formatter,
         epilog="examples:\n  pyro-mm demo\n  pyro-mm demo --methods mvae mmvae --epochs 5 --samples 500",
     )
-    demo.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), choices=list(DEMO_METHODS),
+    demo.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                       help="methods to train (default: all)")
     demo.add_argument("--modalities", type=_positive_int, default=3, help="number of modalities (default 3)")
     demo.add_argument("--samples", type=_positive_int, default=2000, help="data set size (default 2000)")
@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume\n"
         "  pyro-mm train --method mopoe --dataset polymnist --scheme random --fraction 0.7 --epochs 3\n"
         "  pyro-mm train --method mvae --size 500 --epochs 2 --out runs/tiny     # a quick try")
-    train.add_argument("--method", choices=METHODS, default="meme",
-                       help="unimodal (a VAE on the first modality), mvae, mmvae, mopoe or meme (default meme)")
+    train.add_argument("--method", choices=list(METHODS), default="meme",
+                       help="; ".join(f"{name}: {cls.summary}" for name, cls in METHODS.items()) + " (default meme)")
     train.add_argument("--dataset", choices=DATASETS, default="mnist-syndigits",
                        help="data set (default mnist-syndigits; see `pyro-mm data --help`)")
     train.add_argument("--scheme", choices=SCHEMES, default="alternate",
@@ -167,11 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="paired fraction (alternate, s, t) or probability that an entry is observed "
                        "(random); default 0.5")
     train.add_argument("--z-dim", type=_positive_int, default=16, metavar="D", help="latent size (default 16)")
-    train.add_argument("--particles", type=_positive_int, default=2, metavar="K",
-                       help="particles of the objective for mmvae and meme (default 2)")
-    train.add_argument("--rao-blackwell", action="store_true",
-                       help="meme: estimate the paired bound Rao-Blackwellised (every classifier draw serves as "
-                       "the main sample in turn: same objective, far less variance; the main job's choice)")
     train.add_argument("--epochs", type=_positive_int, default=1, metavar="N", help="passes over the data (default 1)")
     train.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
                        help="stop after this many seconds of training (checkpoint written; --resume continues)")
@@ -187,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write DIR/checkpoint.pt every N steps, and at the end (default 200)")
     train.add_argument("--resume", action="store_true",
                        help="continue from DIR/checkpoint.pt; every option that shapes the run (method, data set, "
-                       "scheme, fraction, size, latent size, particles, batch size, lr, seed) must be as before, "
+                       "scheme, fraction, size, latent size, method options, batch size, lr, seed) must be as before, "
                        "--epochs and --time-budget may change")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_method_options(train)
 
     evaluate = sub.add_parser(
         "evaluate", help="every metric of a saved model", formatter_class=_Formatter,
@@ -254,6 +250,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of the registered methods (an option several methods share is one flag;
+    its help lists each method's default). A flag left out keeps the method's default."""
+    group = parser.add_argument_group(
+        "method options", "options of the methods' objectives; each applies to the methods listed in [brackets] "
+        "with their defaults, and giving one to another method is an error")
+    declared: Dict[str, list] = {}
+    for name, cls in METHODS.items():
+        for option in cls.options:
+            declared.setdefault(option.name, []).append((name, option))
+    for entries in declared.values():
+        option = entries[0][1]
+        defaults = ", ".join(f"{method}: {o.default!r}" for method, o in entries)
+        extra = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
+        group.add_argument(option.flag, dest=f"option__{option.name}", type=_option_parser(option), default=None,
+                           metavar=option.metavar, help=f"{option.help} [{defaults}]", **extra)
+
+
+def _option_parser(option):
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r} ({error})") from None
+    parse.__name__ = option.name
+    return parse
+
+
+def _method_options(args, parser_error) -> dict:
+    """The method options given on the command line, checked against the method's declaration."""
+    cls = METHODS[args.method]
+    given = {key[len("option__"):]: value for key, value in vars(args).items()
+             if key.startswith("option__") and value is not None}
+    declared = {o.name for o in cls.options}
+    foreign = sorted(set(given) - declared)
+    if foreign:
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
+        own = ", ".join("--" + o.name.replace("_", "-") for o in cls.options) or "none"
+        parser_error(f"{flags}: not an option of {args.method} (its options: {own})")
+    try:
+        cls.resolve_options(given)
+    except (TypeError, ValueError) as error:
+        parser_error(str(error))
+    return given
+
+
 def _device(text: str):
     """``torch.device(text)`` if this machine has it, else ``SystemExit`` saying why not."""
     import torch
@@ -295,8 +337,9 @@ def _observation(scheme: str, fraction: float):
     return PairedFraction(fraction, scheme)
 
 
-#: the options of `pyro-mm train` that a resumed run must repeat (fit checks batch size, lr and seed)
-RUN_DEFINING = ("method", "dataset", "scheme", "fraction", "size", "z_dim", "particles")
+#: the options of `pyro-mm train` that a resumed run must repeat (the trainer checks batch size, lr and
+#: seed, the checkpoint the method's options)
+RUN_DEFINING = ("method", "dataset", "scheme", "fraction", "size", "z_dim")
 
 
 def _train(args) -> int:
@@ -309,14 +352,9 @@ def _train(args) -> int:
     if args.resume and not checkpoint.is_file():
         raise SystemExit(f"pyro-mm: --resume: no checkpoint at {checkpoint}; train without --resume first")
     torch.manual_seed(args.seed)
-    classes = {"unimodal": api.UnimodalVAE, "mvae": api.MVAE, "mmvae": api.MMVAE, "mopoe": api.MoPoE,
-               "meme": api.MEME}
-    options = {"mmvae": {"num_particles": args.particles},
-               "meme": {"num_particles": args.particles, "rao_blackwell": args.rao_blackwell}}
+    options = args.method_options
     data = _dataset(args.dataset, "train", args.size, _observation(args.scheme, args.fraction))
-    vae = classes[args.method].for_dataset(data, args.z_dim, **options.get(args.method, {})).to(device)
-    if args.method == "unimodal":
-        data = data.with_observation(None)
+    vae = METHODS[args.method].for_dataset(data, args.z_dim, **options).to(device)
     args.out.mkdir(parents=True, exist_ok=True)
     if checkpoint.is_file() and not args.resume:
         print(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
@@ -338,7 +376,7 @@ def _train(args) -> int:
     for epoch, loss in enumerate(history, 1):
         print(f"  epoch {epoch}: loss per sample {loss:.3f}")
     vae.save(args.out / "model.pt")
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("option__")}
     (args.out / "history.json").write_text(json.dumps({"config": config, "loss": history,
                                                        "step_loss": vae.step_losses}, indent=2))
     print(f"{len(vae.step_losses)} steps; saved {args.out / 'model.pt'}, {args.out / 'history.json'} and {checkpoint}")
@@ -466,6 +504,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_demo(args.methods, num_modalities=args.modalities, num_samples=args.samples,
                  missing=args.missing, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
         return 0
+    if args.command == "train":
+        args.method_options = _method_options(args, lambda message: parser.error(f"train: {message}"))
     commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "data": _data}
     return commands[args.command](args)
 

@@ -1,16 +1,17 @@
 """Multimodal linear-Gaussian models: every likelihood, posterior and bound gap in closed form.
 
-The model (float64 throughout)
+The model (float64 throughout), optionally with a private latent w_m per modality (MMVAE+),
 
-.. math:: z \\sim N(0, I_D), \\qquad x_m = A_m z + b_m + \\sigma_m \\varepsilon_m,
-          \\quad \\varepsilon_m \\sim N(0, I_{d_m}),
+.. math:: z \\sim N(0, I_D),\\ w_m \\sim N(0, I_{D_w}), \\qquad
+          x_m = A_m z + B_m w_m + b_m + \\sigma_m \\varepsilon_m, \\quad \\varepsilon_m \\sim N(0, I_{d_m}),
 
-has Gaussian marginals and posteriors whose covariances do not depend on the data values:
+has Gaussian marginals and posteriors whose covariances do not depend on the data values. With
+C_m = B_m B_mᵀ + σ_m² I the noise of x_m given z (σ_m² I without private latents):
 
-* log p(x_S) = log N(x_S; b_S, A_S A_Sᵀ + diag σ_S²) for any subset S (missing modalities
+* log p(x_S) = log N(x_S; b_S, A_S A_Sᵀ + blockdiag C_S) for any subset S (missing modalities
   integrate out);
-* p(z | x_S) = N(Σ_{z|x_S} Σ_{m∈S} A_mᵀ(x_m − b_m)/σ_m², Σ_{z|x_S}),
-  Σ_{z|x_S} = (I + Σ_{m∈S} Λ_m)⁻¹, Λ_m = A_mᵀA_m/σ_m²;
+* p(z | x_S) = N(Σ_{z|x_S} Σ_{m∈S} A_mᵀC_m⁻¹(x_m − b_m), Σ_{z|x_S}),
+  Σ_{z|x_S} = (I + Σ_{m∈S} Λ_m)⁻¹, Λ_m = A_mᵀ C_m⁻¹ A_m;
 * the *likelihood expert* of modality m, p(x_m | z) ∝ N(z; μ_m(x_m), Λ_m⁻¹), so that the product
   of the prior and the observed experts is the exact posterior. When every Λ_m is diagonal
   (orthogonal columns of A_m, see :meth:`LinearGaussianModel.random`) these experts are diagonal
@@ -42,16 +43,17 @@ __all__ = ["LinearGaussianModel", "OptimalSubsetMixture"]
 
 
 class LinearGaussianModel:
-    """x_m = A_m z + b_m + σ_m ε.
+    """x_m = A_m z + B_m w_m + b_m + σ_m ε.
 
-    :param A: list of ``[d_m, D]`` loadings.
+    :param A: list of ``[d_m, D]`` loadings of the shared latent.
     :param b: list of ``[d_m]`` offsets.
     :param sigma: list of noise standard deviations σ_m (scalars).
     :param names: modality names (default ``x0, x1, ...``).
+    :param B: optional list of ``[d_m, D_w]`` loadings of the private latents (default: none).
     """
 
     def __init__(self, A: Sequence[torch.Tensor], b: Sequence[torch.Tensor], sigma: Sequence[float],
-                 names: Optional[Sequence[str]] = None):
+                 names: Optional[Sequence[str]] = None, B: Optional[Sequence[torch.Tensor]] = None):
         if not (len(A) == len(b) == len(sigma)) or not A:
             raise ValueError("A, b and sigma need one entry per modality")
         self.A = [torch.as_tensor(a, dtype=torch.float64) for a in A]
@@ -59,6 +61,12 @@ class LinearGaussianModel:
         self.sigma = torch.as_tensor([float(s) for s in sigma], dtype=torch.float64)
         self.names = tuple(names) if names is not None else tuple(f"x{m}" for m in range(len(A)))
         self.z_dim = self.A[0].shape[1]
+        if B is None:
+            B = [torch.zeros(a.shape[0], 0, dtype=torch.float64) for a in self.A]
+        if len(B) != len(self.A) or any(torch.as_tensor(m).shape[0] != a.shape[0] for m, a in zip(B, self.A)):
+            raise ValueError("B needs one [d_m, D_w] loading per modality")
+        self.B = [torch.as_tensor(m, dtype=torch.float64) for m in B]
+        self.private_dim = self.B[0].shape[1]
 
     @property
     def num_modalities(self) -> int:
@@ -66,33 +74,45 @@ class LinearGaussianModel:
 
     @classmethod
     def random(cls, dims: Sequence[int], z_dim: int, seed: int = 0, noise=(0.5, 1.0),
-               loading=(0.5, 2.0), names=None) -> "LinearGaussianModel":
-        """A random model whose Λ_m are diagonal: A_m = Q_m diag(s_m) with orthonormal columns
-        Q_m (needs d_m ≥ D), loadings s_m and noise σ_m uniform in the given ranges."""
+               loading=(0.5, 2.0), names=None, private_dim: int = 0) -> "LinearGaussianModel":
+        """A random model whose Λ_m are diagonal: [A_m, B_m] = Q_m diag(s_m) with orthonormal
+        columns Q_m (needs d_m ≥ D + D_w; A_mᵀB_m = 0, so that the posterior of (z, w_m) given x_m
+        alone factorises), loadings s_m and noise σ_m uniform in the given ranges."""
         g = torch.Generator().manual_seed(seed)
-        A, b, sigma = [], [], []
+        A, B, b, sigma = [], [], [], []
+        width = z_dim + private_dim
         for d in dims:
-            if d < z_dim:
-                raise ValueError(f"each modality needs at least z_dim={z_dim} dimensions, got {d}")
-            q, _ = torch.linalg.qr(torch.randn(d, z_dim, generator=g, dtype=torch.float64))
-            s = loading[0] + (loading[1] - loading[0]) * torch.rand(z_dim, generator=g, dtype=torch.float64)
-            A.append(q * s)
+            if d < width:
+                raise ValueError(f"each modality needs at least z_dim + private_dim = {width} dimensions, got {d}")
+            q, _ = torch.linalg.qr(torch.randn(d, width, generator=g, dtype=torch.float64))
+            s = loading[0] + (loading[1] - loading[0]) * torch.rand(width, generator=g, dtype=torch.float64)
+            A.append((q * s)[:, :z_dim])
+            B.append((q * s)[:, z_dim:])
             b.append(torch.randn(d, generator=g, dtype=torch.float64))
             sigma.append(noise[0] + (noise[1] - noise[0]) * torch.rand((), generator=g).item())
-        return cls(A, b, sigma, names)
+        return cls(A, b, sigma, names, B)
 
     # --- sampling and exact densities ---------------------------------------------------------
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
         """``n`` samples: a dict modality name -> ``[n, d_m]`` (and ``"z"`` -> ``[n, D]``)."""
         z = torch.randn(n, self.z_dim, generator=generator, dtype=torch.float64)
         out = {"z": z}
-        for name, A, b, s in zip(self.names, self.A, self.b, self.sigma):
+        for name, A, B, b, s in zip(self.names, self.A, self.B, self.b, self.sigma):
             noise = torch.randn(n, A.shape[0], generator=generator, dtype=torch.float64)
             out[name] = z @ A.T + b + s * noise
+            if self.private_dim:
+                w = torch.randn(n, self.private_dim, generator=generator, dtype=torch.float64)
+                out[name] = out[name] + w @ B.T
+                out[f"w_{name}"] = w
         return out
 
+    def noise_cov(self, m: int) -> torch.Tensor:
+        """C_m = B_m B_mᵀ + σ_m² I, the covariance of x_m given z."""
+        d = self.A[m].shape[0]
+        return self.B[m] @ self.B[m].T + self.sigma[m] ** 2 * torch.eye(d, dtype=torch.float64)
+
     def _precision(self, m: int) -> torch.Tensor:
-        return self.A[m].T @ self.A[m] / self.sigma[m] ** 2
+        return self.A[m].T @ torch.linalg.solve(self.noise_cov(m), self.A[m])
 
     def posterior_cov(self, subset: Sequence[int]) -> torch.Tensor:
         """Σ_{z|x_S} = (I + Σ_{m∈S} Λ_m)⁻¹."""
@@ -105,7 +125,7 @@ class LinearGaussianModel:
         """E[z | x_S], ``[n, D]``."""
         eta = 0.0
         for m in subset:
-            eta = eta + (x[self.names[m]] - self.b[m]) @ self.A[m] / self.sigma[m] ** 2
+            eta = eta + (x[self.names[m]] - self.b[m]) @ torch.linalg.solve(self.noise_cov(m), self.A[m])
         return eta @ self.posterior_cov(subset)
 
     def log_likelihood(self, x: Dict[str, torch.Tensor], subset: Optional[Sequence[int]] = None) -> torch.Tensor:
@@ -113,8 +133,7 @@ class LinearGaussianModel:
         subset = range(self.num_modalities) if subset is None else subset
         A = torch.cat([self.A[m] for m in subset])
         mean = torch.cat([self.b[m] for m in subset])
-        noise = torch.cat([self.sigma[m].expand(self.A[m].shape[0]) for m in subset])
-        cov = A @ A.T + torch.diag(noise ** 2)
+        cov = A @ A.T + torch.block_diag(*[self.noise_cov(m) for m in subset])
         value = torch.cat([x[self.names[m]] for m in subset], -1)
         return torch.distributions.MultivariateNormal(mean, cov).log_prob(value)
 
@@ -156,7 +175,7 @@ class LinearGaussianModel:
             d = self.A[m].shape[0]
             enc = LinearEncoder(d, self.z_dim).double()
             dec = LinearDecoder(self.z_dim, d).double()
-            W = (self.A[m] / self.sigma[m] ** 2 / lam).T  # Λ⁻¹ Aᵀ / σ²
+            W = torch.linalg.solve(self.noise_cov(m), self.A[m]).T / lam[:, None]  # Λ⁻¹ Aᵀ C⁻¹
             with torch.no_grad():
                 enc.linear.weight.copy_(W)
                 enc.linear.bias.copy_(-W @ self.b[m])
@@ -167,18 +186,48 @@ class LinearGaussianModel:
             mods.append(Modality(name, (d,), enc, dec, lik))
         return mods
 
+    def posterior_modalities(self) -> List[Modality]:
+        """Modalities for a model with private latents (decoders ``LinearDecoder`` = [A_m, B_m]
+        applied to [z, w_m], Normal(σ_m)) whose encoders give the exact posterior of (z, w_m)
+        given x_m alone, ``(loc, scale)`` of size D + D_w: the exact unimodal posteriors of a
+        mixture-of-experts guide (no prior expert). Requires A_mᵀB_m = 0 and diagonal loadings
+        (:meth:`random`), where that posterior factorises into diagonal Gaussians."""
+        mods = []
+        for m, name in enumerate(self.names):
+            loading = torch.cat([self.A[m], self.B[m]], 1)  # [d, D + D_w]
+            precision = torch.eye(loading.shape[1], dtype=torch.float64) + loading.T @ loading / self.sigma[m] ** 2
+            if not torch.allclose(precision, torch.diag(torch.diagonal(precision)), atol=1e-10):
+                raise ValueError(f"modality {name!r}: the posterior of (z, w) given x is not diagonal")
+            variance = 1.0 / torch.diagonal(precision)
+            d = loading.shape[0]
+            enc = LinearEncoder(d, loading.shape[1]).double()
+            dec = LinearDecoder(loading.shape[1], d).double()
+            W = variance[:, None] * loading.T / self.sigma[m] ** 2
+            with torch.no_grad():
+                enc.linear.weight.copy_(W)
+                enc.linear.bias.copy_(-W @ self.b[m])
+                enc.log_scale.copy_(0.5 * variance.log())
+                dec.linear.weight.copy_(loading)
+                dec.linear.bias.copy_(self.b[m])
+            mods.append(Modality(name, (d,), enc, dec, Normal(float(self.sigma[m])).double()))
+        return mods
+
     @classmethod
-    def from_modalities(cls, modalities: Sequence[Modality]) -> "LinearGaussianModel":
+    def from_modalities(cls, modalities: Sequence[Modality], z_dim: Optional[int] = None) -> "LinearGaussianModel":
         """The linear-Gaussian model that modalities with ``LinearDecoder`` s and Normal
-        likelihoods define (to score a learned model exactly)."""
-        A, b, sigma = [], [], []
+        likelihoods define (to score a learned model exactly); with ``z_dim`` smaller than the
+        decoders' input, the inputs past ``z_dim`` are the modality's private latent."""
+        A, B, b, sigma = [], [], [], []
         for m in modalities:
             if not isinstance(m.decoder, LinearDecoder) or not isinstance(m.likelihood, Normal):
                 raise TypeError(f"modality {m.name!r} is not linear-Gaussian")
-            A.append(m.decoder.linear.weight.detach().double())
+            weight = m.decoder.linear.weight.detach().double()
+            shared = weight.shape[1] if z_dim is None else z_dim
+            A.append(weight[:, :shared])
+            B.append(weight[:, shared:])
             b.append(m.decoder.linear.bias.detach().double())
             sigma.append(float(m.likelihood.scale.detach()))
-        return cls(A, b, sigma, [m.name for m in modalities])
+        return cls(A, b, sigma, [m.name for m in modalities], B)
 
 
 class OptimalSubsetMixture(SubsetMixture):

@@ -27,7 +27,13 @@ from torch import nn
 
 from .likelihoods import Likelihood, make_likelihood
 
-__all__ = ["Modality", "apply_flat", "check_modalities", "decode"]
+__all__ = ["Modality", "apply_flat", "check_modalities", "decode", "private_site"]
+
+
+def private_site(name: str) -> str:
+    """The name of modality ``name``'s private latent site, ``"w_<name>"`` (models and guides with
+    modality-private latents agree on it)."""
+    return f"w_{name}"
 
 
 def apply_flat(net: nn.Module, x: torch.Tensor, event_dims: int):

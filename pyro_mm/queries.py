@@ -1,13 +1,15 @@
 """Queries on a trained model and guide, built from Pyro's effect handlers.
 
 * :func:`predict` — condition on a subset of modalities and generate the others: run the guide on
-  the batch with every other modality hidden, replay the model against the guide's trace, and
-  read the likelihood sites' distributions;
-* :func:`sample_prior` — z ~ p(z), then every modality's likelihood at z (``poutine.trace`` of the
-  model);
+  the batch with every other modality hidden (z drawn from the posterior, or at its mean), replay
+  the model against the guide's trace, and read the likelihood sites' distributions (sampled, or
+  at their point estimates);
+* :func:`sample_prior` — z from the model's prior, then every modality's likelihood at z
+  (``poutine.trace`` of the model);
 * :func:`embed` — posterior means given every observed modality and given each modality alone.
 
-Nothing here re-implements sampling: the model and the guide do it.
+Nothing here re-implements sampling: the model and the guide do it. The model and the guide are
+any :class:`~pyro_mm.protocols.MultimodalModel` and :class:`~pyro_mm.protocols.MultimodalGuide`.
 """
 
 from __future__ import annotations
@@ -17,10 +19,25 @@ from typing import Dict, Sequence
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 
 from .batch import MultimodalBatch
 
-__all__ = ["point_estimate", "predict", "sample_prior", "embed"]
+__all__ = ["point_estimate", "predict", "sample_prior", "embed", "Z_CHOICES", "LIKELIHOOD_CHOICES"]
+
+#: how :func:`predict` takes z: a draw from the posterior or the posterior's mean
+Z_CHOICES = ("sample", "mean")
+#: how a generated modality is read off its likelihood: its point estimate or a draw
+LIKELIHOOD_CHOICES = ("mean", "sample")
+
+
+def _check(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _read(fn: dist.Distribution, likelihood: str) -> torch.Tensor:
+    return point_estimate(fn) if likelihood == "mean" else fn.sample()
 
 
 def point_estimate(fn: dist.Distribution) -> torch.Tensor:
@@ -38,15 +55,23 @@ def point_estimate(fn: dist.Distribution) -> torch.Tensor:
 
 
 def predict(model, guide, batch: MultimodalBatch, given: Sequence[str], generate: Sequence[str],
-            mean: bool = True) -> Dict[str, torch.Tensor]:
-    """Generate modalities ``generate`` from z ~ q(z | x_given).
+            z: str = "sample", likelihood: str = "mean") -> Dict[str, torch.Tensor]:
+    """Generate modalities ``generate`` from the guide's posterior given ``x_given``.
 
-    :param mean: return point estimates (default) or samples of the likelihoods.
+    :param z: ``"sample"``: z ~ q(z | x_given) (default); ``"mean"``: z at the posterior's mean
+        (every latent site of the guide at its distribution's mean).
+    :param likelihood: ``"mean"``: each likelihood's point estimate (Bernoulli probabilities,
+        Normal/Laplace locations, the most probable tokens; default); ``"sample"``: a draw.
     :returns: name -> ``[B, *event_shape]``.
     """
-    cols = [batch.index(n) for n in given]
-    if not cols:
+    _check("z", z, Z_CHOICES)
+    _check("likelihood", likelihood, LIKELIHOOD_CHOICES)
+    if not given:
         raise ValueError("predict needs at least one given modality")
+    unknown = [n for n in list(given) + list(generate) if n not in batch.names]
+    if unknown:
+        raise KeyError(f"predict: unknown modalities {unknown}; the batch has {list(batch.names)}")
+    cols = [batch.index(n) for n in given]
     keep = torch.zeros_like(batch.mask)
     keep[:, cols] = batch.mask[:, cols]
     if not keep.any(-1).all():
@@ -54,26 +79,29 @@ def predict(model, guide, batch: MultimodalBatch, given: Sequence[str], generate
     conditioned = batch.with_mask(keep)
     with torch.no_grad():
         guide_trace = poutine.trace(guide).get_trace(conditioned)
+        if z == "mean":
+            for site in guide_trace.nodes.values():
+                if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
+                    site["value"] = site["fn"].mean
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(conditioned)
-    out = {}
-    for name in generate:
-        fn = model_trace.nodes[name]["fn"]
-        out[name] = point_estimate(fn) if mean else fn.sample()
-    return out
+    return {name: _read(model_trace.nodes[name]["fn"], likelihood) for name in generate}
 
 
-def sample_prior(model, num_samples: int, mean: bool = True) -> Dict[str, torch.Tensor]:
-    """``num_samples`` draws z ~ p(z) and every modality generated from them."""
-    device = model.prior_loc.device
+def sample_prior(model, num_samples: int, likelihood: str = "mean") -> Dict[str, torch.Tensor]:
+    """``num_samples`` draws from the model's prior and every modality generated from them
+    (``likelihood`` as in :func:`predict`); the latent draws under the latent site's name."""
+    _check("likelihood", likelihood, LIKELIHOOD_CHOICES)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"the number of samples must be a positive integer, got {num_samples!r}")
+    like = model.prior().mean
     data = {}
     for m in model.modalities:
-        dtype = torch.long if m.likelihood.data_kind == "long" else model.prior_loc.dtype
-        data[m.name] = torch.zeros((num_samples,) + m.event_shape, dtype=dtype, device=device)
+        dtype = torch.long if m.likelihood.data_kind == "long" else like.dtype
+        data[m.name] = torch.zeros((num_samples,) + m.event_shape, dtype=dtype, device=like.device)
     dummy = MultimodalBatch(data)
     with torch.no_grad():
         trace = poutine.trace(model).get_trace(dummy)
-    out = {m.name: point_estimate(trace.nodes[m.name]["fn"]) if mean else trace.nodes[m.name]["fn"].sample()
-           for m in model.modalities}
+    out = {m.name: _read(trace.nodes[m.name]["fn"], likelihood) for m in model.modalities}
     out[model.latent] = trace.nodes[model.latent]["value"]
     return out
 

@@ -59,6 +59,10 @@ class SubsetFamily:
         """Boolean ``[C, M]`` table of the subsets."""
         return self._members.to(device)
 
+    def largest_subset(self) -> int:
+        """The number of modalities in the family's largest subset."""
+        return int(self._members.sum(-1).max())
+
     def weights(self, dtype=torch.float32, device=None) -> torch.Tensor:
         """The normalised weights ω, ``[C]``."""
         return self._weights.to(dtype=dtype, device=device)
@@ -125,6 +129,9 @@ class PowerSet(SubsetFamily):
             rows = [[bool(r >> i & 1) for i in range(m)] for r in range(1, 2 ** m)]
             self._cached = torch.tensor(rows, dtype=torch.bool)
         return self._cached
+
+    def largest_subset(self) -> int:
+        return self._num_modalities
 
     @property
     def _weights(self) -> torch.Tensor:

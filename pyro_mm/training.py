@@ -1,39 +1,401 @@
-"""A small SVI training loop with progress: epochs over a data loader, per-sample bound history."""
+"""pyro_mm's one training loop.
+
+:class:`Objective` binds a Pyro model, a guide and a pyro_mm objective into one ``torch.nn.Module``
+whose ``forward(batch)`` is the training step's loss — the same step function the built-in
+:class:`Trainer` and the Lightning adapter (:mod:`pyro_mm.lightning`) call. Every piece of training
+state lives in the module's own state (``state_dict``): the networks, the objective's state
+(``elbo.state_dict()``, e.g. MVAE's annealing step), what a data-initialised module keeps
+(``get_extra_state``, e.g. whether MEME's pseudo-samples were set from data) and the loss history.
+
+:class:`Trainer` runs Adam over mini-batches of a pyro_mm data set, a
+:class:`~pyro_mm.batch.MultimodalBatch` or any iterable of batches, for a number of epochs or of
+steps, with a progress bar (steps, time left, running loss), callbacks after every step,
+periodic checkpoints and an exact resume: a resumed run repeats the losses and parameters of one
+that was never interrupted (:mod:`pyro_mm.checkpoint`).
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional
+import hashlib
+import itertools
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-import pyro
-from pyro.infer import SVI
+import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .batch import MultimodalBatch
+from .checkpoint import (TRAINING_FORMAT, VERSIONS, DirectoryLock, atomic_save, capture_rng, read_payload,
+                         remove_stale_temporaries, restore_rng)
+from .protocols import DataInitialised
 
-__all__ = ["train_svi"]
+__all__ = ["Objective", "Trainer", "StepRecord", "adam"]
 
 
-def train_svi(model, guide, elbo, batches: Callable[[], Iterable[MultimodalBatch]], epochs: int,
-              optim: Optional[pyro.optim.PyroOptim] = None, lr: float = 1e-3, progress: bool = True,
-              on_epoch: Optional[Callable[[int, float], None]] = None, desc: str = "train") -> List[float]:
-    """Train ``model``/``guide`` with :class:`pyro.infer.SVI` for ``epochs`` passes.
+class Objective(nn.Module):
+    """A Pyro model, a guide and an objective (a pyro_mm ELBO, or any ``pyro.infer.ELBO`` with a
+    ``differentiable_loss``) as one module.
 
-    :param batches: called once per epoch, returns an iterable of batches.
-    :param on_epoch: called with (epoch, mean bound per sample) after every epoch.
-    :returns: the mean training bound per sample of every epoch.
+    ``forward(batch)`` is the loss of a training step: the negative bound summed over the batch,
+    whose gradient is the objective's estimator. :attr:`history` holds the mean loss per sample of
+    every finished epoch and :attr:`step_losses` the loss per sample of every step; both, and the
+    objective's state, are part of :meth:`state_dict`.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    svi = SVI(model, guide, optim or pyro.optim.Adam({"lr": lr}), loss=elbo)
-    history = []
-    for epoch in range(1, epochs + 1):
-        total, count = 0.0, 0
-        bar = tqdm(batches(), desc=f"{desc} epoch {epoch}/{epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            total += svi.step(batch)
-            count += len(batch)
-            bar.set_postfix(bound=f"{-total / count:.3f}")
-        history.append(-total / max(count, 1))
-        if on_epoch is not None:
-            on_epoch(epoch, history[-1])
-    return history
+
+    def __init__(self, model, guide, elbo):
+        super().__init__()
+        self.model, self.guide, self.elbo = model, guide, elbo
+        self.history: List[float] = []  #: mean loss per sample of every epoch
+        self.step_losses: List[float] = []  #: loss per sample of every training step
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.elbo.differentiable_loss(self.model, self.guide, batch)
+
+    def get_extra_state(self) -> Dict:
+        state = {"history": list(self.history), "step_losses": list(self.step_losses)}
+        if hasattr(self.elbo, "state_dict"):
+            state["elbo"] = self.elbo.state_dict()
+        return state
+
+    def set_extra_state(self, state: Dict) -> None:
+        self.history = list(state["history"])
+        self.step_losses = list(state["step_losses"])
+        if "elbo" in state:
+            self.elbo.load_state_dict(state["elbo"])
+
+    def training_data(self, data):
+        """The data this objective trains on, given the caller's (default: the same)."""
+        return data
+
+    def initialise(self, data) -> None:
+        """Before the first step: every :class:`~pyro_mm.protocols.DataInitialised` submodule sets
+        itself from a batch of the training data, once (the first ``initialisation_size`` samples
+        of a fixed shuffle)."""
+        for module in self.modules():
+            if module is not self and isinstance(module, DataInitialised) and not module.initialised:
+                size = getattr(module, "initialisation_size", 512)
+                first = next(iter(batches(data, size, torch.Generator().manual_seed(0))))
+                module.initialise(first.to(_device(self)))
+
+    def description(self) -> Dict:
+        """What must agree between this object and a checkpoint it resumes (default: the class)."""
+        return {"class": type(self).__name__}
+
+    def check_compatible(self, payload: Dict, path) -> None:
+        """``ValueError`` naming the first difference between a file's description and this one's."""
+        mine = self.description()
+        for key, value in mine.items():
+            if payload.get(key) != value:
+                raise ValueError(f"{path} is incompatible with this {type(self).__name__}: its {key} is "
+                                 f"{payload.get(key)!r}, this object's is {value!r}")
+
+
+def _device(module: nn.Module) -> torch.device:
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with its update fused into one kernel where the parameters' device has one (CPU and
+    CUDA), else the multi-tensor one."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # a device or dtype without a fused kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
+# --- data ---------------------------------------------------------------------------------------------
+def _masks(data) -> Optional[torch.Tensor]:
+    """The observation masks of a :class:`MultimodalBatch` or a pyro_mm data set (else ``None``)."""
+    if isinstance(data, MultimodalBatch):
+        return data.mask
+    if hasattr(data, "batch") and hasattr(data, "masks"):
+        return data.masks
+    return None
+
+
+def batches(data, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterable[MultimodalBatch]:
+    """Shuffled mini-batches of a pyro_mm data set or a MultimodalBatch (the order drawn from
+    ``generator``), or the batches of any iterable, without the first ``skip`` batches."""
+    if _masks(data) is not None:
+        order = torch.randperm(len(data), generator=generator)
+        take = data.select if isinstance(data, MultimodalBatch) else data.batch
+        return (take(order[i:i + batch_size]) for i in range(skip * batch_size, len(data), batch_size))
+    return itertools.islice(iter(data), skip, None)
+
+
+def batches_per_epoch(data, batch_size: int) -> Optional[int]:
+    """Batches per epoch (``None`` for an iterable without a length)."""
+    if _masks(data) is not None:
+        return math.ceil(len(data) / batch_size)
+    return len(data) if hasattr(data, "__len__") else None
+
+
+def _data_settings(data) -> dict:
+    """What a resumed run checks about its data: the size and a hash of the observation masks."""
+    masks = _masks(data)
+    if masks is None:
+        return {"data_size": None, "masks_sha1": None}
+    digest = hashlib.sha1(masks.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+    return {"data_size": len(data), "masks_sha1": digest}
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+@dataclass
+class StepRecord:
+    """What a callback learns after every training step."""
+
+    step: int  #: steps taken so far in all (1 after the first)
+    epoch: int  #: the epoch of this step (from 1)
+    batch: int  #: the batch of this step within its epoch (from 1)
+    loss: float  #: the step's loss per sample
+    seconds: float  #: training time since this call of ``fit`` began
+    batch_size: int  #: samples in the step's batch
+    objective: Objective  #: the module being trained
+
+
+def _positive_int(name: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class Trainer:
+    """Adam over mini-batches, with progress, callbacks, checkpoints and exact resume.
+
+    :param int epochs: passes over the data (with ``steps``: at most this many).
+    :param int steps: stop after this many steps in all (counting those of a resumed run).
+    :param int batch_size: samples per step (data sets and ``MultimodalBatch`` es).
+    :param float lr: Adam's learning rate.
+    :param time_budget: stop after this many seconds of this call (checked after every step).
+    :param int seed: seed of the data order (the caller seeds the weights and the sampling).
+    :param bool progress: show a progress bar.
+    :param callbacks: called with a :class:`StepRecord` after every step.
+    :param checkpoint: path of a training checkpoint, written atomically every
+        ``checkpoint_every`` steps (if > 0) and at the end. On Ctrl-C it is written once more if the
+        interrupt came between two steps (else the last one stays as it was), and the
+        ``KeyboardInterrupt`` is raised again. While training, the checkpoint's directory is
+        locked against other pyro_mm processes.
+    :param int checkpoint_every: steps between checkpoints (0: only at the end).
+    """
+
+    def __init__(self, epochs: Optional[int] = 1, steps: Optional[int] = None, batch_size: int = 128,
+                 lr: float = 1e-3, time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
+                 callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None, checkpoint_every: int = 0):
+        self.epochs = _positive_int("epochs", epochs, allow_none=steps is not None)
+        self.steps = _positive_int("steps", steps, allow_none=True)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+        if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float))
+                                        or not math.isfinite(time_budget) or time_budget <= 0):
+            raise ValueError(f"time_budget must be a finite positive number of seconds, got {time_budget!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+        if checkpoint_every and checkpoint is None:
+            raise ValueError("checkpoint_every needs a checkpoint path")
+        self.lr, self.time_budget, self.seed, self.progress = float(lr), time_budget, seed, progress
+        self.callbacks = list(callbacks)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = checkpoint_every
+
+    def settings(self, data, config: Optional[dict]) -> dict:
+        """What a resumed run must repeat: the caller's ``config``, batch size, lr, seed, data."""
+        return {**(config or {}), "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
+                **_data_settings(data)}
+
+    def fit(self, objective: Objective, data, resume: Union[bool, str, Path] = False,
+            config: Optional[dict] = None) -> List[float]:
+        """Train ``objective`` on ``data``; returns the mean loss per sample of every epoch.
+
+        :param resume: ``True`` continues from the trainer's checkpoint, a path continues from that
+            file (and, without a checkpoint path, keeps writing to it). A file of another class,
+            modalities, options or settings is refused with an error naming the difference, and
+            left as it is.
+        :param config: further settings stored in the checkpoint that a resumed run must repeat
+            (e.g. the data set's name and observation scheme, as ``pyro-mm train`` passes).
+        """
+        data = objective.training_data(data)
+        if _masks(data) is not None and len(data) == 0:
+            raise ValueError("the training data hold no sample")
+        source = self.checkpoint if resume is True else (Path(resume) if resume else None)
+        if resume is True and self.checkpoint is None:
+            raise ValueError("resume=True needs a checkpoint path")
+        checkpoint = self.checkpoint if self.checkpoint is not None else source
+        if checkpoint is None:
+            return self._run(objective, data, None, None, self.settings(data, config))
+        with DirectoryLock(checkpoint.parent):
+            remove_stale_temporaries(checkpoint)
+            settings = self.settings(data, config)
+            state = self._read(objective, source, settings) if source is not None else None
+            return self._run(objective, data, checkpoint, state, settings)
+
+    def _read(self, objective: Objective, path: Path, settings: dict) -> dict:
+        """Load a checkpoint into ``objective`` and return it, after checking that it was written by
+        an object and a run like these (else ``ValueError``, the object untouched)."""
+        state = read_payload(path, TRAINING_FORMAT)
+        for key, value in settings.items():
+            if state["settings"].get(key) != value:
+                raise ValueError(f"{path} was written with {key}={state['settings'].get(key)!r}, this run has "
+                                 f"{key}={value!r}; resume with the same settings")
+        objective.check_compatible(state["description"], path)
+        load_state(objective, state["state_dict"], path)
+        return state
+
+    def _run(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
+             settings: dict) -> List[float]:
+        objective.initialise(data)
+        optim = adam(objective.parameters(), self.lr)
+        generator = torch.Generator().manual_seed(self.seed)
+        position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}  # where the next step starts
+        if state is not None:
+            optim.load_state_dict(state["optimizer"])
+            generator.set_state(state["epoch_generator"])
+            restore_rng(state["rng"])
+            position = state["position"]
+        epoch_start = generator.get_state()  # the data order of position's epoch is drawn from it
+        device = _device(objective)
+        per_epoch = batches_per_epoch(data, self.batch_size)
+        done_before = len(objective.step_losses)
+
+        def save():
+            atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
+                         "description": objective.description(), "state_dict": objective.state_dict(),
+                         "optimizer": optim.state_dict(), "rng": capture_rng(), "epoch_generator": epoch_start,
+                         "position": position, "settings": settings}, checkpoint)
+
+        def finished() -> bool:
+            return ((self.epochs is not None and position["epoch"] > self.epochs)
+                    or (self.steps is not None and len(objective.step_losses) >= self.steps))
+
+        total = self._total_steps(per_epoch, done_before, position)
+        bar = tqdm(total=total, initial=min(done_before, total) if total else done_before, unit="step",
+                   disable=not self.progress, dynamic_ncols=True, leave=False)
+        start, out_of_time, between_steps, last_saved = time.time(), False, True, None
+        watch = _DivergenceWatch()
+        objective.train()
+        def end_epoch():
+            nonlocal position, epoch_start
+            objective.history.append(position["total"] / max(position["count"], 1))
+            position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
+            epoch_start = generator.get_state()
+
+        try:
+            while not finished() and not out_of_time:
+                for batch_index, batch in enumerate(batches(data, self.batch_size, generator, position["skip"]),
+                                                    position["skip"]):
+                    between_steps = False
+                    batch = batch.to(device)
+                    if len(batch) == 0:
+                        raise ValueError(f"batch {batch_index + 1} of epoch {position['epoch']} holds no sample")
+                    optim.zero_grad()
+                    loss = objective(batch)
+                    loss.backward()
+                    value = loss.item()  # read before the update: a NaN step changes no parameter
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"the loss is {value} at step {len(objective.step_losses) + 1} (epoch {position['epoch']}, "
+                            f"batch {batch_index + 1}); this step updated no parameter and wrote no checkpoint; "
+                            "lower the learning rate or check the data")
+                    optim.step()
+                    per_sample = value / len(batch)
+                    objective.step_losses.append(per_sample)
+                    position = {**position, "skip": batch_index + 1, "total": position["total"] + value,
+                                "count": position["count"] + len(batch)}
+                    step = len(objective.step_losses)
+                    if per_epoch is not None and position["skip"] >= per_epoch:
+                        end_epoch()
+                    between_steps = True
+                    record = StepRecord(step, position["epoch"] - (position["skip"] == 0), batch_index + 1, per_sample,
+                                        time.time() - start, len(batch), objective)
+                    for callback in self.callbacks:
+                        callback(record)
+                    warning = watch(step, per_sample)
+                    if warning:
+                        warnings.warn(warning, RuntimeWarning, stacklevel=2)
+                        bar.write(f"warning: {warning}")
+                    out_of_time = self.time_budget is not None and time.time() - start > self.time_budget
+                    stop = out_of_time or finished()
+                    if checkpoint is not None and self.checkpoint_every and step % self.checkpoint_every == 0 \
+                            and not stop:
+                        save()
+                        last_saved = step
+                    bar.update(1)
+                    if step % 10 == 0 or stop:
+                        bar.set_postfix(self._postfix(position, per_epoch, last_saved), refresh=False)
+                    if stop or position["skip"] == 0:  # done, or the epoch ended (the next one reshuffles)
+                        break
+                else:  # an iterable of batches ran out: its epoch ended
+                    between_steps = False
+                    end_epoch()
+                    between_steps = True
+        except KeyboardInterrupt:
+            if checkpoint is not None and between_steps:
+                save()
+            raise
+        finally:
+            bar.close()
+        if checkpoint is not None:
+            save()
+        return list(objective.history)
+
+    def _total_steps(self, per_epoch: Optional[int], done_before: int, position: dict) -> Optional[int]:
+        """Steps the run will have taken when it ends (``None``: unknown)."""
+        by_epochs = None
+        if self.epochs is not None and per_epoch is not None:
+            by_epochs = done_before - (position["epoch"] - 1) * per_epoch - position["skip"] + self.epochs * per_epoch
+        candidates = [t for t in (by_epochs, self.steps) if t is not None]
+        return min(candidates) if candidates else None
+
+    @staticmethod
+    def _postfix(position: dict, per_epoch: Optional[int], last_saved: Optional[int]) -> Dict[str, str]:
+        postfix = {"epoch": f"{position['epoch']}" + (f" ({position['skip']}/{per_epoch})" if per_epoch else ""),
+                   "loss": f"{position['total'] / max(position['count'], 1):.2f}"}
+        if last_saved:
+            postfix["checkpoint"] = f"step {last_saved}"
+        return postfix
+
+
+class _DivergenceWatch:
+    """Says once when the loss per sample has grown by orders of magnitude over its best running
+    mean: training that diverges without reaching NaN (e.g. too large a learning rate)."""
+
+    WINDOW, FACTOR = 10, 100.0
+
+    def __init__(self):
+        self.recent: List[float] = []
+        self.best: Optional[float] = None
+        self.warned = False
+
+    def __call__(self, step: int, loss: float) -> Optional[str]:
+        self.recent = (self.recent + [loss])[-self.WINDOW:]
+        if len(self.recent) < self.WINDOW:
+            return None
+        mean = sum(self.recent) / self.WINDOW
+        self.best = mean if self.best is None else min(self.best, mean)
+        if not self.warned and mean - self.best > self.FACTOR * max(abs(self.best), 1.0):
+            self.warned = True
+            return (f"the loss per sample has grown from {self.best:.4g} to {mean:.4g} (mean of {self.WINDOW} steps) "
+                    f"by step {step}: training is diverging; lower the learning rate")
+        return None
+
+
+def load_state(module: nn.Module, state_dict: Dict, path) -> None:
+    """``module.load_state_dict(state_dict)``, a ``ValueError`` naming ``path`` and the mismatch
+    if the file's tensors do not fit the module."""
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ValueError(f"{path} does not fit this {type(module).__name__}: {' '.join(lines[1:3]) or lines[0]}") from None

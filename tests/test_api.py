@@ -1,48 +1,43 @@
-"""User classes: fit on complete and incomplete data, queries, save/load."""
+"""User classes (every registered method and its variants): fit on complete and incomplete
+data, queries, save/load, options checked against the registry's declaration."""
 
+import inspect
 from types import SimpleNamespace
 
 import pyro
 import pytest
 import torch
-from mm_helpers import small_batch, small_modalities
+from mm_helpers import VARIANTS, make_vae, small_batch
 
-from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE, default_modalities
+from pyro_mm.api import METHODS, MEME, MMVAE, MVAE, UnimodalVAE, default_modalities, load_model
 from pyro_mm.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
-CLASSES = [
-    (UnimodalVAE, {}),
-    (MVAE, {"num_random_subsets": 1}),
-    (MMVAE, {"num_particles": 3}),
-    (MoPoE, {"num_subsets": 2}),
-    (MEME, {"num_particles": 3, "num_pseudo_samples": 8}),
-    (MEME, {"num_particles": 3, "num_pseudo_samples": 8, "rao_blackwell": True}),
-]
-IDS = [c.__name__ + ("-rao-blackwell" if o.get("rao_blackwell") else "") for c, o in CLASSES]
+CLASSES = [(cls, {}) for cls in METHODS.values()] + [(METHODS[name], options) for _, name, options in VARIANTS]
+IDS = list(METHODS) + [id for id, _, _ in VARIANTS]
 
 
 @pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
 @pytest.mark.parametrize("cls,options", CLASSES, ids=IDS)
 def test_fit_queries_and_save_load(cls, options, missing, tmp_path):
-    mods = small_modalities(2)
-    vae = cls(mods, 3, **options)
-    data = small_batch(mods, batch_size=96, missing=missing, seed=2)
-    if cls is UnimodalVAE:
-        data = data.only(["m0"])
+    vae = make_vae(cls, 2, **options)
+    mods = vae.modalities if cls is not UnimodalVAE else make_vae(MVAE, 2).modalities
+    data = small_batch(mods, batch_size=96, missing=missing, seed=2)  # the unimodal VAE reads its modality of it
     history = vae.fit(data, epochs=15, batch_size=32, lr=3e-3, progress=False)
     assert len(history) == 15 and history[-1] < history[0]
     test = small_batch(mods, batch_size=5, seed=9)
     if cls is UnimodalVAE:
-        test = test.only(["m0"])
         assert vae.predict(test, ["m0"], ["m0"])["m0"].shape == (5, 5)
     else:
         out = vae.predict(test, ["m0"], ["m1"])
         assert out["m1"].shape == (5, 6)
+        assert vae.predict(test, ["m0"], ["m1"], z="mean", likelihood="sample")["m1"].shape == (5, 6)
     assert vae.encode(test)["joint"].shape == (5, 3)
     samples = vae.generate(4)
     assert samples["m0"].shape == (4, 5) and samples["z"].shape == (4, 3)
     path = vae.save(tmp_path / "model.pt")
     loaded = cls.load(path)
+    assert type(load_model(path)) is cls and loaded.option_values == vae.option_values
+    assert loaded.step_losses == vae.step_losses and loaded.history == vae.history
     given = ["m0"]
     target = "m0" if cls is UnimodalVAE else "m1"
     pyro.set_rng_seed(1)
@@ -57,8 +52,8 @@ def test_fit_queries_and_save_load(cls, options, missing, tmp_path):
 def test_encode_gives_the_posterior_given_each_modality_alone(cls, options, missing):
     """encode()[m] is q(z | x_m) — one sample at a time through the guide, NaN where x_m is
     missing; for MVAE the expert times the prior expert (closed form), for MMVAE the expert."""
-    mods = small_modalities(3)
-    vae = cls(mods, 4, **options)
+    vae = make_vae(cls, 3, 4, **options)
+    mods = vae.modalities
     batch = small_batch(mods, batch_size=10, missing=missing, seed=4)
     codes = vae.encode(batch)
     assert torch.allclose(codes["joint"], vae.guide.posterior(batch).mean)
@@ -82,8 +77,7 @@ def test_encode_gives_the_posterior_given_each_modality_alone(cls, options, miss
 
 
 def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
-    mods = small_modalities(2)
-    vae = MVAE(mods, 3)
+    vae = make_vae(MVAE, 2)
     with pytest.raises(FileNotFoundError, match="no pyro_mm model file"):
         MVAE.load(tmp_path / "absent.pt")
     path = vae.save(tmp_path / "m.pt")
@@ -98,11 +92,34 @@ def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
 
 
 def test_bad_training_options():
-    vae = MVAE(small_modalities(2), 3)
+    vae = make_vae(MVAE, 2)
     with pytest.raises(ValueError, match="time_budget"):
         vae.fit(small_batch(vae.model.modalities), time_budget=0)
     with pytest.raises(ValueError, match="epochs"):
         vae.fit(small_batch(vae.model.modalities), epochs=0)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_declares_its_options_once_and_checks_them(name):
+    """The registry's declaration is the class's signature and docstring; unknown options and
+    bad values are named; one name, one class."""
+    cls = METHODS[name]
+    assert cls.method == name and cls.reference and cls.summary
+    params = inspect.signature(cls).parameters
+    assert list(params)[:2] == ["modalities", "z_dim"]
+    assert {p: params[p].default for p in list(params)[2:]} == {o.name: o.default for o in cls.options}
+    assert all(f":param {o.name}:" in cls.__doc__ for o in cls.options)
+    with pytest.raises(TypeError, match=f"{cls.__name__} has no option \\['no_such_option'\\]"):
+        make_vae(cls, 2, no_such_option=1)
+    with pytest.raises(ValueError, match="option beta: must be a finite number >= 0.0, got -1"):
+        make_vae(cls, 2, beta=-1)
+    assert [c.__name__ for c in METHODS.values()].count(cls.__name__) == 1
+
+
+def test_meme_beyond_two_modalities_needs_its_extension_up_front():
+    with pytest.raises(ValueError, match="MEME is defined for two modalities, got 3; pass extension=True"):
+        make_vae(MEME, 3, extension=False)
+    assert make_vae(MEME, 3).elbo.extension
 
 
 def test_default_networks_per_modality():

@@ -13,7 +13,8 @@ TINY = ["--dataset", "mnist-syndigits", "--z-dim", "4", "--no-progress"]
 
 
 def files(folder):
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
+    """The files a run wrote (not the lock of the directory, which every run takes)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".pyro_mm.lock"}
 
 
 def test_help_of_every_sub_command(capsys):
@@ -29,7 +30,7 @@ def test_help_of_every_sub_command(capsys):
 def test_tiny_demo_prints_a_table(capsys):
     assert main(["demo", "--samples", "120", "--epochs", "2", "--no-progress", "--methods", "mmvae", "mvae"]) == 0
     out = capsys.readouterr().out
-    assert "| mmvae |" in out and "| mvae |" in out and "epoch   2" in out
+    assert "| mmvae |" in out and "| mvae |" in out and "(bound per sample, by epoch)" in out
 
 
 @pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["demo", "--missing", "1.5"], ["demo", "--methods", "vae"]])

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from mm_helpers import small_batch, small_modalities
+from mm_helpers import make_vae, small_batch, small_modalities
 
-from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE
+from pyro_mm.api import METHODS, MMVAE, MVAE, UnimodalVAE
 from pyro_mm.export import load_datatree, save_datatree, to_datatree
 
 S = 400
-CLASSES = [UnimodalVAE, MVAE, MMVAE, MoPoE, MEME]
+CLASSES = list(METHODS.values())
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_draws_follow_the_guide_posteriors(cls):
     q(z | x_o) and for q(z | x_m), the guide given x_m alone (computed here independently)."""
     torch.manual_seed(0)
     multimodal = cls is not UnimodalVAE
-    mods = small_modalities(3 if multimodal else 1)
-    vae = cls(mods, 3)
+    vae = make_vae(cls, 3 if multimodal else 1)
+    mods = vae.modalities
     batch = small_batch(mods, batch_size=6, missing=0.4 if multimodal else 0.0, seed=5)
     num = 2000
     tree = to_datatree(vae, batch, num_samples=num, seed=1)

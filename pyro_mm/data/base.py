@@ -132,6 +132,25 @@ class MultimodalDataset(Dataset):
         other.masks = self._make_masks(observation)
         return other
 
+    def only(self, names) -> "MultimodalDataset":
+        """The data set restricted to the modalities ``names`` (tensors shared, not copied),
+        without the samples that observe none of them."""
+        names = tuple(names)
+        unknown = [n for n in names if n not in self.names]
+        if unknown or not names:
+            raise KeyError(f"unknown modalities {unknown}; the data set has {list(self.names)}")
+        cols = [self.names.index(n) for n in names]
+        keep = self.masks[:, cols].any(1)
+        other = copy.copy(self)
+        other.names = names
+        other._stores = {n: self._stores[n] for n in names}
+        other._rows = {n: self._rows[n][keep] for n in names}
+        other.likelihoods = {n: self.likelihoods[n] for n in names}
+        other.event_shapes = {n: self.event_shapes[n] for n in names}
+        other.labels = self.labels[keep]
+        other.masks = self.masks[keep][:, cols].clone()
+        return other
+
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.labels)

@@ -26,9 +26,11 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
+from .families import NORMAL, latent_family
 from .gaussian import normal_entropy, normal_log_prob
+from .stratified import StratifiedPosterior
 
-__all__ = ["product_of_experts", "ExpertPosterior", "ProductOfExperts"]
+__all__ = ["product_of_experts", "single_expert", "ExpertPosterior", "ProductOfExperts"]
 
 
 def product_of_experts(
@@ -63,17 +65,27 @@ def product_of_experts(
     return mean, (-0.5 * log_total).exp()
 
 
+def single_expert(loc: torch.Tensor, scale: torch.Tensor, include: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The one expert of ``loc, scale [..., M, D]`` that ``include [..., M]`` selects (at most one
+    per row: families without a closed-form product, e.g. Laplace); a row selecting none gives
+    the standard distribution (0, 1), finite, for padding strata."""
+    pick = include[..., None].to(loc.dtype)
+    chosen = include.any(-1, keepdim=True).to(loc.dtype)  # [..., 1]
+    return (pick * loc).sum(-2), (pick * scale).sum(-2) + (1.0 - chosen)
+
+
 class ExpertPosterior(TorchDistribution):
-    """Base class of posteriors built from per-modality Gaussian experts ``[B, M, D]`` and an
-    observation mask ``[B, M]``: each can give q(z | x_S) for any subset S
-    (:meth:`component_params`), which is what the stratified ELBOs draw from."""
+    """Base class of posteriors built from per-modality experts ``[B, M, D]`` of one
+    :class:`~pyro_mm.distributions.families.LatentFamily` (``expert_family``, Normal by default) and an observation
+    mask ``[B, M]``: each can give q(z | x_S) for any subset S (:meth:`component_params`), which is
+    what the stratified ELBOs draw from (:meth:`stratify`)."""
 
     arg_constraints = {}
     support = constraints.real_vector
     has_rsample = True
 
     def __init__(self, expert_loc, expert_scale, observed, names: Optional[Sequence[str]] = None,
-                 batch_shape=None, validate_args=None):
+                 batch_shape=None, validate_args=None, expert_family="normal"):
         if expert_loc.shape != expert_scale.shape or expert_loc.dim() < 2:
             raise ValueError(
                 f"expert loc and scale must share a shape [..., M, D], got {tuple(expert_loc.shape)}"
@@ -87,6 +99,7 @@ class ExpertPosterior(TorchDistribution):
         self.expert_scale = expert_scale
         self.observed = observed
         self.names = tuple(names) if names is not None else tuple(str(i) for i in range(observed.shape[-1]))
+        self.expert_family = latent_family(expert_family)
         if batch_shape is None:
             batch_shape = observed.shape[:-1]
         super().__init__(torch.Size(batch_shape), expert_loc.shape[-1:], validate_args=validate_args)
@@ -103,9 +116,18 @@ class ExpertPosterior(TorchDistribution):
     def component_params(self, subsets: torch.Tensor, detach: bool = False):
         """``(loc, scale) [..., B, D]`` of q(z | x_S) for boolean subsets ``[..., B, M]``.
 
-        Only observed members enter; ``detach=True`` rebuilds from detached experts (DReG)."""
+        Only observed members enter; ``detach=True`` rebuilds from detached experts (DReG). A
+        Normal family multiplies the experts (:func:`product_of_experts`); any other family takes
+        the subset's single expert (:func:`single_expert`)."""
         loc, scale = self._experts(detach)
-        return product_of_experts(loc, scale, subsets & self.observed, self.subset_prior_expert(subsets))
+        if self.expert_family is NORMAL:
+            return product_of_experts(loc, scale, subsets & self.observed, self.subset_prior_expert(subsets))
+        return single_expert(loc, scale, subsets & self.observed)
+
+    def stratify(self, subsets: torch.Tensor, weights: torch.Tensor):
+        """Independent draws from q(z | x_S) for the strata ``subsets [S, B, M]`` with
+        ``weights [S, B]`` (:class:`~pyro_mm.distributions.StratifiedPosterior`)."""
+        return StratifiedPosterior(self, subsets, weights)
 
 
 class ProductOfExperts(ExpertPosterior):

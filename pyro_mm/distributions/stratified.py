@@ -19,16 +19,15 @@ from __future__ import annotations
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from .gaussian import normal_entropy, normal_log_prob
-from .product_of_experts import ExpertPosterior
-
 __all__ = ["StratifiedPosterior"]
 
 
 class StratifiedPosterior(TorchDistribution):
     """Independent draws from the subset posteriors q(z | x_S) of ``source``, one per stratum.
 
-    :param ExpertPosterior source: the posterior whose components are drawn.
+    :param source: the posterior whose components are drawn (an
+        :class:`~pyro_mm.distributions.ExpertPosterior`: ``component_params``, ``expert_family``,
+        ``observed``, ``log_prob``).
     :param subsets: boolean ``[S, B, M]`` subset of each stratum (intersected with the observed).
     :param weights: ``[S, B]`` weight of each stratum in the bound (zero: padding).
     """
@@ -37,9 +36,9 @@ class StratifiedPosterior(TorchDistribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, source: ExpertPosterior, subsets: torch.Tensor, weights: torch.Tensor,
+    def __init__(self, source, subsets: torch.Tensor, weights: torch.Tensor,
                  batch_shape=None, validate_args=None):
-        if not isinstance(source, ExpertPosterior):
+        if not hasattr(source, "component_params"):
             raise TypeError(f"cannot stratify a {type(source).__name__}: it has no subset posteriors")
         if subsets.dim() != 3 or subsets.shape[1:] != source.observed.shape:
             raise ValueError(
@@ -84,15 +83,14 @@ class StratifiedPosterior(TorchDistribution):
 
     def rsample(self, sample_shape=torch.Size()):
         shape = self._extended_shape(sample_shape)
-        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.loc + self.scale * eps
+        return self.source.expert_family.rsample(self.loc, self.scale, shape)
 
     def log_prob(self, value, detach: bool = False):
         """Component density log q(z_{s,b} | x_{S_{s,b}})."""
         loc, scale = self.loc, self.scale
         if detach:
             loc, scale = self.source.component_params(self._requested, detach=True)
-        return normal_log_prob(value, loc, scale)
+        return self.source.expert_family.log_prob(value, loc, scale)
 
     def source_log_prob(self, value, detach: bool = False):
         """Density of each draw under the source posterior (the mixture density for a
@@ -100,4 +98,4 @@ class StratifiedPosterior(TorchDistribution):
         return self.source.log_prob(value, detach=detach)
 
     def entropy(self):
-        return normal_entropy(self.scale)
+        return self.source.expert_family.entropy(self.scale)

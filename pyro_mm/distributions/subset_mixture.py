@@ -31,7 +31,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..subsets import SubsetFamily
-from .gaussian import normal_log_prob
+from .families import NORMAL, latent_family
 from .product_of_experts import ExpertPosterior
 
 __all__ = ["SubsetMixture"]
@@ -50,12 +50,21 @@ class SubsetMixture(ExpertPosterior):
     :param str prior_expert: ``"never"``, ``"full"`` (only in the subset of all M modalities) or
         ``"always"``.
     :param names: modality names of the M columns.
+    :param expert_family: ``"normal"`` (default) or ``"laplace"`` experts; a Laplace mixture's
+        subsets must be single modalities (no closed-form product), without the prior expert.
     """
 
     def __init__(self, expert_loc, expert_scale, observed, family: SubsetFamily,
-                 prior_expert: str = "never", names=None, batch_shape=None, validate_args=None):
+                 prior_expert: str = "never", names=None, batch_shape=None, validate_args=None,
+                 expert_family="normal"):
         if prior_expert not in _PRIOR_RULES:
             raise ValueError(f"prior_expert must be one of {_PRIOR_RULES}, got {prior_expert!r}")
+        if latent_family(expert_family) is not NORMAL and (prior_expert != "never" or family.largest_subset() > 1):
+            raise ValueError(
+                f"a mixture of {latent_family(expert_family).name} experts takes single-modality subsets without the "
+                f"prior expert (no closed-form product); got subsets of up to {family.largest_subset()} "
+                f"modalities and prior_expert={prior_expert!r}"
+            )
         if family.num_modalities != observed.shape[-1]:
             raise ValueError(
                 f"the subset family covers {family.num_modalities} modalities but the experts "
@@ -63,7 +72,7 @@ class SubsetMixture(ExpertPosterior):
             )
         self.family = family
         self.prior_expert = prior_expert
-        super().__init__(expert_loc, expert_scale, observed, names, batch_shape, validate_args)
+        super().__init__(expert_loc, expert_scale, observed, names, batch_shape, validate_args, expert_family)
         self._components = {}
         self._member_strata = None  # the subsets of strata(None): the family's members
         if batch_shape is None and self._validate_args:  # a fresh mixture: check coverage (a host sync)
@@ -83,7 +92,8 @@ class SubsetMixture(ExpertPosterior):
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(SubsetMixture, _instance)
         SubsetMixture.__init__(new, self.expert_loc, self.expert_scale, self.observed, self.family,
-                               self.prior_expert, self.names, torch.Size(batch_shape), validate_args=False)
+                               self.prior_expert, self.names, torch.Size(batch_shape), validate_args=False,
+                               expert_family=self.expert_family)
         return new
 
     # --- the mixture ----------------------------------------------------------------------------
@@ -117,7 +127,7 @@ class SubsetMixture(ExpertPosterior):
         """Mixture density log q(z | X) of ``value [..., B, D]``; ``detach`` rebuilds it from
         detached experts (the DReG estimator)."""
         loc, scale = self.all_components(detach)  # [C, B, D]
-        log_q = normal_log_prob(value[..., None, :, :], loc, scale)  # [..., C, B]
+        log_q = self.expert_family.log_prob(value[..., None, :, :], loc, scale)  # [..., C, B]
         return (log_q + self.log_weights()).logsumexp(-2)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
@@ -127,8 +137,7 @@ class SubsetMixture(ExpertPosterior):
         idx = torch.multinomial(probs, n, replacement=True).T.reshape(shape)  # [..., B]
         loc, scale = self.all_components()
         batch = torch.arange(shape[-1], device=idx.device)
-        eps = torch.randn(shape + self.event_shape, dtype=loc.dtype, device=loc.device)
-        return loc[idx, batch] + scale[idx, batch] * eps
+        return self.expert_family.rsample(loc[idx, batch], scale[idx, batch], shape + self.event_shape)
 
     # --- stratification ---------------------------------------------------------------------------
     def strata(self, num_subsets: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,27 +1,26 @@
-"""The machinery shared by pyro_mm's ELBOs: per-datapoint, stratified, importance-weighted bounds.
+"""The second half of pyro_mm's importance-weighted objectives: a stratified, per-datapoint bound
+from the log-weights of the traces.
 
-For a model p_θ(z, X) and a guide whose latent site is a multimodal posterior, the guide's site is
-stratified (:class:`~pyro_mm.infer.stratify_messenger.StratifyMessenger`) into strata s with
-weights ω_{s,b}; K particles are drawn from every stratum, all as tensor dimensions::
-
-    particles (dim -3)  ×  strata (dim -2)  ×  data (dim -1)
-
-(with K = 1 there is no particle plate: the sites keep no particle dimension, which costs
-nothing to expand and to differentiate, and ``lw`` broadcasts to ``[1, S, B]``), and every
-sample site's log-density becomes a log-weight ``lw[k, s, b]``:
+From the traces of :class:`~pyro_mm.infer.stratified_objective.StratifiedObjective` (particles
+k × strata s × data b), every latent site's log-densities become a log-weight
 
 .. math::
 
-    lw_{k,s,b} = \\sum_{x\\ \\text{observed}} \\log p_\\theta(x_b \\mid z_{k,s,b})
-        + \\beta \\Big[\\log p(z_{k,s,b}) - \\log q(z_{k,s,b} \\mid X_b)\\Big],
+    lw_{k,s,b} = \\sum_{x\\ \\text{observed}} \\log p_\\theta(x_b \\mid \\cdot)
+        + \\beta \\sum_{\\text{latent sites } v} c^v_{s,b}\\Big[\\log p(v_{k,s,b}) - \\log q(v_{k,s,b} \\mid X_b)\\Big],
 
     \\mathcal{L}_b = \\sum_s \\omega_{s,b}\\ \\mathrm{LME}_k\\, lw_{k,s,b},
     \\qquad \\mathrm{LME}_k(a) = \\log \\tfrac{1}{K}\\textstyle\\sum_k e^{a_k},
 
 with the log-mean-exp over particles taken separately for every datapoint and every stratum (the
-"looser" stratified bound of MMVAE). The loss is ``-Σ_b L_b``. Which density of z goes into
-``log q`` (a stratum's own component or the whole mixture), how the strata are chosen and which
-modalities a stratum reconstructs are decided by the subclasses.
+"looser" stratified bound of MMVAE) and β the KL weight (β = 1: the bound itself). A latent site
+may be the shared z (its guide density is chosen by :meth:`StratifiedELBO.guide_log_density`: a
+stratum's own component or the whole mixture) or a modality-private w_m that follows the strata;
+c^v = 1 except for a private site's cells drawn from its auxiliary prior
+(:attr:`~pyro_mm.distributions.PrivatePosterior.in_bound` false), which only feed the
+reconstructions: MMVAE+'s weight holds log p(w_m) − log q(w_m | x_m) of its own stratum alone.
+The loss is ``-Σ_b L_b``. Which modalities a stratum reconstructs is decided by
+:attr:`StratifiedELBO.reconstruct_subset_only`.
 
 Site scales and masks (``poutine.scale``, ``poutine.mask``, the model's per-modality masks and
 likelihood rescaling) are applied to each site's log-density before it enters ``lw``. With K = 1
@@ -30,11 +29,10 @@ the bound is linear in them; with K > 1 a scale acts inside the importance weigh
 Estimators: ``"iwae"`` differentiates the bound itself; ``"dreg"`` (doubly reparameterised
 gradients, Tucker et al. 2019) rebuilds every guide density in ``lw`` from detached parameters and
 uses the normalised weights w̃_k = softmax_k(lw) (no gradient): the model's parameters get
-Σ_k w̃_k ∇lw_k and the guide's, through the reparameterised z, Σ_k w̃_k² ∂lw_k/∂z ∂z/∂φ.
-
-.. warning:: The bounds are per datapoint: every sample site of the model and the guide must lie
-   in a plate over the data at ``dim=-1`` (the models and guides of pyro_mm do), and no other
-   plate may be used; dims -2 and -3 belong to the strata and the particles.
+Σ_k w̃_k ∇lw_k and the guide's, through every reparameterised draw in the bound,
+Σ_k w̃_k² ∂lw_k/∂v ∂v/∂φ (a draw from an auxiliary prior, whose density is not in lw, keeps the
+path gradient Σ_k w̃_k ∂lw_k/∂v ∂v/∂ψ). Every guide site must be reparameterisable; one that is not
+is refused (its gradient would be silently lost).
 
 References:
 [1] Burda, Grosse, Salakhutdinov, *Importance Weighted Autoencoders*, ICLR 2016.
@@ -42,33 +40,33 @@ References:
     Generative Models*, NeurIPS 2019 (stratified "looser" bound).
 [3] Tucker, Lawson, Gu, Maddison, *Doubly Reparameterized Gradient Estimators for Monte Carlo
     Objectives*, ICLR 2019.
+[4] Higgins et al., *β-VAE: Learning Basic Visual Concepts with a Constrained Variational
+    Framework*, ICLR 2017.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack, nullcontext
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import Trace_ELBO
-from pyro.infer.util import is_validation_enabled
-from pyro.poutine.trace_messenger import TraceMessenger
-from pyro.poutine.util import prune_subsample_sites
-from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 
-from ..distributions import ExpertPosterior, StratifiedPosterior
-from .selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
-from .stratify_messenger import StratifyMessenger
+from ..distributions import ExpertPosterior, PrivatePosterior, StratifiedPosterior
+from .stratified_objective import StratifiedObjective, StratifiedTraces
 
-__all__ = ["StratifiedELBO"]
+__all__ = ["StratifiedELBO", "LogWeights", "ESTIMATORS", "check_beta"]
 
-PARTICLE_DIM, STRATA_DIM, DATA_DIM = -3, -2, -1
 ESTIMATORS = ("iwae", "dreg")
+
+
+def check_beta(beta) -> float:
+    """β as a float, or a ``ValueError`` unless it is a finite number ≥ 0."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta (the KL weight) must be a finite number >= 0, got {beta!r}")
+    return float(beta)
 
 
 def _detached(fn):
@@ -83,218 +81,133 @@ def _detached(fn):
     )
 
 
-class _SampleTraceMessenger(TraceMessenger):
-    """A trace of the sample sites only: the bound reads nothing else. Parameter statements
-    (``pyro.module`` issues one per parameter, every step) still reach the handlers outside, e.g.
-    the parameter capture of :class:`pyro.infer.SVI`; they are just not recorded here."""
+@dataclass
+class LogWeights:
+    """The log-weights of a step and what their estimators need.
 
-    def _pyro_post_param(self, msg) -> None:
-        pass
+    :ivar lw: ``[K, S, B]``.
+    :ivar weights: ω ``[S, B]`` of the strata (zero: padding).
+    :ivar draws: ``(name, value, in_bound)`` of every reparameterised guide draw; ``in_bound``
+        (boolean ``[S, B]`` or ``None``: all) marks the cells whose density is in ``lw``.
+    """
+
+    lw: torch.Tensor
+    weights: torch.Tensor
+    draws: List[Tuple[str, torch.Tensor, Optional[torch.Tensor]]]
 
 
-class StratifiedELBO(Trace_ELBO):
-    """Base class of the stratified, per-datapoint importance-weighted ELBOs.
+class StratifiedELBO(StratifiedObjective):
+    """Base class of the stratified, per-datapoint importance-weighted bounds.
 
     :param int num_particles: K ≥ 1 particles per stratum, vectorised.
     :param str estimator: ``"iwae"`` or ``"dreg"``.
+    :param float beta: β ≥ 0, the weight of every latent site's log p − log q (1: the bound).
     """
 
     #: modalities reconstructed by a stratum: all observed (False) or only its subset (True)
     reconstruct_subset_only = False
 
-    def __init__(self, num_particles: int = 1, estimator: str = "iwae"):
-        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-            raise ValueError(f"num_particles must be an integer >= 1, got {num_particles!r}")
+    def __init__(self, num_particles: int = 1, estimator: str = "iwae", beta: float = 1.0):
+        super().__init__(num_particles=num_particles)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        super().__init__(num_particles=num_particles, max_plate_nesting=3, vectorize_particles=True)
         self.estimator = estimator
+        self.beta = check_beta(beta)
 
-    # --- what subclasses decide ---------------------------------------------------------------
-    def strata(self, posterior: ExpertPosterior) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-        """``(subsets [S, B, M], weights [S, B])`` for the guide's posterior, or ``None`` to
-        leave it unstratified (one stratum of weight one)."""
-        return None
-
-    def decoded_cells(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
-        """Modality name -> boolean ``[K, S]`` (CPU): the (particle, stratum) cells whose
-        likelihood the bound uses, for the model to decode only there
-        (:class:`SelectiveDecodeMessenger`); ``None``: every cell uses every modality."""
-        return None
-
-    def zero_gradient_cells(self, posterior: StratifiedPosterior,
-                            cells: Dict[str, torch.Tensor]) -> Optional[Dict[str, torch.Tensor]]:
-        """Modality name -> boolean ``[K, S, B]`` (CPU), a subset of its per-sample decoded
-        ``cells`` (:meth:`decoded_cells`): the entries whose likelihood enters the bound with a net
-        gradient of exactly zero, for the model to decode outside autograd; ``None``: none."""
-        return None
-
-    def decoded_rows(self, posterior: StratifiedPosterior) -> Optional[Dict[str, torch.Tensor]]:
-        """Modality name -> boolean ``[B]`` (CPU) of the samples that observe it, for every
-        modality some sample lacks (the model masks a missing modality's likelihood out: its
-        decoder need not run there); ``None`` when every sample observes every modality. Reads the
-        mask back to the host once per step."""
-        return observed_rows(posterior.source.observed, posterior.names)
+    def latent_weight(self) -> float:
+        """The weight of the latent terms in this step's weights (β; MVAE anneals it)."""
+        return self.beta
 
     def guide_log_density(self, fn: StratifiedPosterior, z: torch.Tensor, detach: bool) -> torch.Tensor:
-        """log q(z) of the stratified site that enters the weight (default: its component)."""
+        """log q(z) of the stratified shared site that enters the weight (default: its component)."""
         return fn.log_prob(z, detach=detach)
 
-    @property
-    def beta(self) -> float:
-        """Weight of the latent terms log p(z) − log q(z) (KL annealing)."""
-        return 1.0
-
-    # --- traces -------------------------------------------------------------------------------
-    def _particles(self):
-        """The particle plate; with K = 1 none: every site keeps a size-one particle dimension
-        implicitly (``lw`` broadcasts), and no site is expanded to it, forward or backward."""
-        K = self.num_particles
-        return pyro.plate("particles", K, dim=PARTICLE_DIM) if K > 1 else nullcontext()
-
-    def _run_traces(self, model, guide, args, kwargs):
-        stratifier = StratifyMessenger(self.strata, dim=STRATA_DIM)
-
-        def stratified_guide(*args, **kwargs):
-            with self._particles(), stratifier:
-                return guide(*args, **kwargs)
-
-        guide_trace = _SampleTraceMessenger()(stratified_guide).get_trace(*args, **kwargs)
-        decoded, rows, no_grad = None, None, None
-        if stratifier.num_strata:
-            posterior = guide_trace.nodes[stratifier.site]["fn"]
-            decoded, rows = self.decoded_cells(posterior), self.decoded_rows(posterior)
-            no_grad = self.zero_gradient_cells(posterior, decoded) if decoded else None
-        if decoded and self.num_particles == 1:  # z [S, B, D]: cells over the strata alone
-            decoded = {name: cells[0] for name, cells in decoded.items()}
-            no_grad = {name: cells[0] for name, cells in (no_grad or {}).items()}
-
-        def stratified_model(*args, **kwargs):
-            # the plates sit inside the replay, so that they broadcast the model's sites
-            with ExitStack() as stack:
-                stack.enter_context(self._particles())
-                if stratifier.num_strata:
-                    stack.enter_context(pyro.plate("strata", stratifier.num_strata, dim=STRATA_DIM))
-                if decoded or rows:
-                    stack.enter_context(SelectiveDecodeMessenger(decoded or {}, rows, no_grad))
-                return model(*args, **kwargs)
-
-        model_trace = _SampleTraceMessenger()(poutine.replay(stratified_model, trace=guide_trace)).get_trace(*args, **kwargs)
-        guide_trace = prune_subsample_sites(guide_trace)
-        model_trace = prune_subsample_sites(model_trace)
-        validate = is_validation_enabled()
-        if validate:
-            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
-        for trace in (model_trace, guide_trace):
-            for name, site in trace.nodes.items():
-                if site["type"] == "sample":
-                    if trace is model_trace:  # the scaled, masked log-density (no sums, no host syncs)
-                        log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-                        site["log_prob"] = scale_and_mask(log_p, site["scale"], site["mask"])
-                    self._check_site(trace is guide_trace, name, site, validate)
-        return model_trace, guide_trace, stratifier
-
-    def _check_site(self, in_guide: bool, name: str, site, validate: bool) -> None:
-        where = "guide" if in_guide else "model"
-        if not any(f.dim == DATA_DIM for f in site["cond_indep_stack"]):
-            raise ValueError(
-                f"{where} site {name!r} is not inside a plate over the data at dim=-1; "
-                f"{type(self).__name__} computes per-datapoint bounds"
-            )
-        if validate and "log_prob" in site:
-            check_site_shape(site, self.max_plate_nesting)
-
-    # --- the bound ----------------------------------------------------------------------------
-    def _log_weights(self, model_trace, guide_trace, stratifier):
-        """``lw [K, S, B]``, the strata weights ``[S, B]`` and the reparameterised guide values."""
-        strat = guide_trace.nodes[stratifier.site]["fn"] if stratifier.num_strata else None
+    # --- the log-weights ------------------------------------------------------------------------
+    def log_weights(self, traces: StratifiedTraces) -> LogWeights:
+        """``lw [K, S, B]``, the strata weights and the reparameterised guide draws."""
+        model_trace, guide_trace = traces.model_trace, traces.guide_trace
+        strat = traces.posterior
         detach = self.estimator == "dreg"
         recon = None
         if self.reconstruct_subset_only and strat is not None:
             recon = {n: strat.subsets[..., i].to(strat.loc.dtype) for i, n in enumerate(strat.names)}
         observed_terms, latent_terms = 0.0, 0.0
         for name, site in model_trace.nodes.items():
-            if site["type"] != "sample":
-                continue
-            if site["is_observed"]:
+            if site["type"] == "sample" and site["is_observed"]:
                 term = site["log_prob"]
                 if recon is not None and name in recon:
                     term = term * recon[name]
                 observed_terms = observed_terms + term
-            else:
-                latent_terms = latent_terms + site["log_prob"]
-        values = []
+        draws = []
+        guide_latents = {}
         for name, site in guide_trace.nodes.items():
             if site["type"] != "sample" or site["is_observed"]:
                 continue
-            fn, z = site["fn"], site["value"]
-            if strat is not None and name == stratifier.site:
-                log_q = self.guide_log_density(fn, z, detach)
-            elif isinstance(fn, ExpertPosterior):
-                log_q = fn.log_prob(z, detach=detach)
+            fn, value = site["fn"], site["value"]
+            if not fn.has_rsample:
+                raise ValueError(
+                    f"guide site {name!r} draws from a {type(fn).__name__}, which cannot be reparameterised; "
+                    f"{type(self).__name__} estimates gradients through reparameterised draws only, and this "
+                    "site's gradient would be lost"
+                )
+            if strat is not None and name == traces.site:
+                log_q = self.guide_log_density(fn, value, detach)
+            elif isinstance(fn, (ExpertPosterior, PrivatePosterior)):
+                log_q = fn.log_prob(value, detach=detach)
             else:
-                log_q = (_detached(fn) if detach else fn).log_prob(z)
-            latent_terms = latent_terms - scale_and_mask(log_q, site["scale"], site["mask"])
-            if fn.has_rsample:
-                values.append((name, z))
-        lw = observed_terms + self.beta * latent_terms
+                log_q = (_detached(fn) if detach else fn).log_prob(value)
+            in_bound = getattr(fn, "in_bound", None)
+            guide_latents[name] = (scale_and_mask(log_q, site["scale"], site["mask"]), in_bound)
+            draws.append((name, value, in_bound))
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            log_q, in_bound = guide_latents.pop(name, (0.0, None))
+            term = site["log_prob"] - log_q
+            latent_terms = latent_terms + (term if in_bound is None else torch.where(in_bound, term, 0.0))
+        for log_q, in_bound in guide_latents.values():  # guide-only sites (auxiliary variables)
+            latent_terms = latent_terms - (log_q if in_bound is None else torch.where(in_bound, log_q, 0.0))
+        lw = observed_terms + self.latent_weight() * latent_terms
         K, B = self.num_particles, lw.shape[-1]
-        S = stratifier.num_strata or 1
+        S = traces.num_strata or 1
         lw = lw.expand(K, S, B)
         weights = strat.weights if strat is not None else lw.new_ones(1, B)
-        return lw, weights, values
+        return LogWeights(lw, weights, draws)
 
-    def _bound(self, model, guide, args, kwargs, surrogate: bool):
-        """Per-datapoint bound ``[B]`` and, if asked, the surrogate whose gradient is the
-        estimator's ``[B]``."""
-        model_trace, guide_trace, stratifier = self._run_traces(model, guide, args, kwargs)
-        lw, weights, values = self._log_weights(model_trace, guide_trace, stratifier)
-        used = weights > 0
+    # --- the bound ------------------------------------------------------------------------------
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``Σ_s ω_s LME_k lw`` per datapoint and, for DReG, its surrogate ``Σ_s ω_s Σ_k w̃ lw``
+        with every in-bound reparameterised draw's gradient scaled by w̃."""
+        weights = self.log_weights(traces)
+        lw = weights.lw
+        used = weights.weights > 0
         zero = lw.new_zeros(())
         lme = lw.logsumexp(0) - math.log(self.num_particles)  # [S, B]
-        bound = torch.where(used, weights * lme, zero).sum(0)
+        bound = torch.where(used, weights.weights * lme, zero).sum(0)
         if not surrogate or self.estimator == "iwae":
             return bound, bound
         with torch.no_grad():
             w_tilde = lw.softmax(0)  # [K, S, B]
-        for name, z in values:
-            if z.requires_grad and self.num_particles > 1:  # K = 1: w̃ ≡ 1, the hook is the identity
-                if z.shape[:-1] != w_tilde.shape and stratifier.num_strata > 1:
-                    raise ValueError(
-                        f"estimator='dreg' with strata supports one latent site; {name!r} is another"
-                    )
-                z.register_hook(lambda g, w=w_tilde: g * w.reshape(w.shape + (1,) * (g.dim() - w.dim())))
-        surrogate_bound = torch.where(used, weights * (w_tilde * lw).sum(0), zero).sum(0)
+        if self.num_particles > 1:  # K = 1: w̃ ≡ 1, the hooks are the identity
+            for name, value, in_bound in weights.draws:
+                if value.requires_grad:
+                    value.register_hook(self._dreg_hook(name, value, w_tilde, in_bound))
+        surrogate_bound = torch.where(used, weights.weights * (w_tilde * lw).sum(0), zero).sum(0)
         return bound, surrogate_bound
 
-    # --- Pyro's ELBO interface ----------------------------------------------------------------
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """:returns: the negative bound, summed over the batch (a float)."""
-        with torch.no_grad():
-            bound, _ = self._bound(model, guide, args, kwargs, surrogate=False)
-            loss = -bound.sum().item()
-        warn_if_nan(loss, "loss")
-        return loss
-
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """The negative bound as a tensor whose gradient is the chosen estimator's."""
-        bound, surrogate = self._bound(model, guide, args, kwargs, surrogate=True)
-        loss = -bound.sum()
-        if surrogate is not bound:
-            surrogate = -surrogate.sum()
-            loss = loss.detach() + (surrogate - surrogate.detach())
-        # no NaN check here: it would read the value back from the device every step; the
-        # callers that read it anyway check it (loss_and_grads, MultimodalVAE.fit)
-        return loss
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """Computes the loss and back-propagates the estimator's gradient."""
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return warn_if_nan(loss.item(), "loss")
-
-    def bound(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """The bound of every datapoint, ``[B]`` (no gradient)."""
-        with torch.no_grad():
-            return self._bound(model, guide, args, kwargs, surrogate=False)[0]
+    @staticmethod
+    def _dreg_hook(name: str, value: torch.Tensor, w_tilde: torch.Tensor, in_bound: Optional[torch.Tensor]):
+        """Multiply the gradient of a draw ``[K, S, B, D]`` by w̃ where its density is in the
+        bound (by one elsewhere)."""
+        factor = w_tilde if in_bound is None else torch.where(in_bound, w_tilde, torch.ones((), dtype=w_tilde.dtype,
+                                                                                             device=w_tilde.device))
+        lead = value.shape[: value.dim() - 1]
+        try:
+            torch.broadcast_shapes(lead, factor.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"estimator='dreg': guide site {name!r} has batch shape {tuple(lead)}, which does not broadcast "
+                f"with the weights {tuple(factor.shape)} (particles, strata, data)"
+            ) from None
+        factor = factor.reshape(factor.shape + (1,))
+        return lambda g: g * factor

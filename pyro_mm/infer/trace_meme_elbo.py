@@ -56,6 +56,15 @@ the paper.
 
 Presets: the paper's defaults (λ = 1, directions averaged, K = 10) or, with
 ``preset="reference"``, the reference code's (λ = 10, directions summed, K = 10).
+
+β (default 1) weighs the latent terms: the KL to the conditional prior of a paired sample, and
+log p_λ(z) − log q(z | s) of an unpaired one.
+
+The model is any :class:`~pyro_mm.protocols.ConditionalPriorModel` (its modality names and
+``pseudo_experts``: the conditional prior encoders at the pseudo-samples), e.g.
+:class:`~pyro_mm.models.MutualSupervisionModel`; the guide's shared site a posterior of the
+unimodal experts (:class:`~pyro_mm.guides.MutualSupervisionGuide`). When no sample of a batch is
+unpaired and the mask lies on the CPU, the pseudo-sample priors are not evaluated at all.
 """
 
 from __future__ import annotations
@@ -67,7 +76,9 @@ import torch
 from pyro.distributions.util import scale_and_mask
 
 from ..distributions import normal_kl, normal_log_prob, product_of_experts
-from .stratified_elbo import StratifiedELBO
+from ..protocols import ConditionalPriorModel
+from .stratified_elbo import check_beta
+from .stratified_objective import StratifiedObjective, StratifiedTraces
 
 __all__ = ["TraceMEME_ELBO"]
 
@@ -77,7 +88,7 @@ PRESETS = {
 }
 
 
-class TraceMEME_ELBO(StratifiedELBO):
+class TraceMEME_ELBO(StratifiedObjective):
     """MEME's mutual-supervision objective on mixed paired/unpaired batches.
 
     :param int num_particles: K, the fresh samples in q̂(t|s) (besides the main sample).
@@ -90,13 +101,11 @@ class TraceMEME_ELBO(StratifiedELBO):
     :param str preset: ``"paper"`` or ``"reference"``; explicit arguments override it.
     :param bool rao_blackwell: average the paired estimator over which of the K + 1 draws is the
         main sample (above): same expectation, lower variance, own likelihood decoded K + 1 times.
-
-    The model must be a :class:`~pyro_mm.models.MutualSupervisionModel` and the guide give the
-    unimodal posteriors (:class:`~pyro_mm.guides.MutualSupervisionGuide`).
+    :param float beta: β ≥ 0, the weight of the latent terms (1: the objective itself).
     """
 
     def __init__(self, num_particles=None, classifier_weight=None, combine=None, extension: bool = False,
-                 preset: str = "paper", rao_blackwell: bool = False):
+                 preset: str = "paper", rao_blackwell: bool = False, beta: float = 1.0):
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         options = dict(PRESETS[preset])
@@ -121,6 +130,7 @@ class TraceMEME_ELBO(StratifiedELBO):
         self.combine = options["combine"]
         self.extension = extension
         self.rao_blackwell = bool(rao_blackwell)
+        self.beta = check_beta(beta)
 
     def strata(self, posterior):
         M = posterior.observed.shape[-1]
@@ -136,13 +146,27 @@ class TraceMEME_ELBO(StratifiedELBO):
 
     # --- the objective ------------------------------------------------------------------------
     def terms(self, model, guide, *args, **kwargs) -> Dict[str, torch.Tensor]:
+        """:meth:`terms_from` the traces of ``model`` and ``guide`` on these arguments."""
+        return self.terms_from(self.traces(model, guide, *args, **kwargs))
+
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool):
+        """MEME's bound per datapoint (its estimator is the bound's own gradient)."""
+        bound = self.terms_from(traces)["bound"]
+        return bound, bound
+
+    def terms_from(self, traces: StratifiedTraces) -> Dict[str, torch.Tensor]:
         """Every quantity of the objective, per modality m (the direction m → others) and sample:
         ``bound [B]``, ``paired [M, B]`` (L(m, ·)), ``unpaired [M, B]`` (L(m)), ``log_qhat``,
-        ``weight`` (w), ``kl`` and the selection masks ``use_paired``, ``use_unpaired`` ``[M, B]``."""
-        model_trace, guide_trace, stratifier = self._run_traces(model, guide, args, kwargs)
-        if not hasattr(model, "pseudo_experts"):
-            raise TypeError("TraceMEME_ELBO needs a MutualSupervisionModel (conditional priors and pseudo-samples)")
-        site = guide_trace.nodes[stratifier.site]
+        ``weight`` (w), ``kl``, ``own`` (log p(x_m | z_0)) and the selection masks ``use_paired``,
+        ``use_unpaired`` ``[M, B]``."""
+        model = traces.model
+        if not isinstance(model, ConditionalPriorModel):
+            raise TypeError(
+                f"TraceMEME_ELBO needs a model with conditional priors (names and pseudo_experts(name), "
+                f"e.g. MutualSupervisionModel), got a {type(model).__name__}"
+            )
+        model_trace = traces.model_trace
+        site = traces.guide_trace.nodes[traces.site]
         strat, z = site["fn"], site["value"]  # z: [K+1, M, B, D]
         source = strat.source
         names, observed = source.names, source.observed  # [B, M]
@@ -168,19 +192,21 @@ class TraceMEME_ELBO(StratifiedELBO):
             # exp(log_c - log_sum) is also what log_sum's backward computes: at λ = 1 the
             # classifier's gradients cancel to the last bit
             share = (log_c - log_sum).exp().detach()
-            paired = (share * (own - log_c)).sum(0) - kl + classifier
+            paired = (share * (own - log_c)).sum(0) - self.beta * kl + classifier
         else:
-            paired = weight * (own[0] - log_c[0] - kl) + classifier
-        # unpaired: pseudo-sample prior of the missing modalities
-        z0 = z[0]  # [M, B, D]
-        log_q = latent_scale(normal_log_prob(z0, loc, scale))
-        pseudo = torch.stack([self._pseudo_log_prob(model, n, z0) for n in names])  # [n, M, B]
-        missing = ~observed.T  # [n, B]: which pseudo priors apply to a sample
-        # finite stand-in for log 0, so that unselected rows keep finite (zero) gradients
-        pseudo = pseudo.masked_fill(~missing[:, None, :], torch.finfo(pseudo.dtype).min)
-        log_prior = pseudo.logsumexp(0) - missing.sum(0).clamp_min(1).log()  # [M, B]
-        unpaired = own[0] + latent_scale(log_prior) - log_q
+            paired = weight * (own[0] - log_c[0] - self.beta * kl) + classifier
         count = observed.sum(-1)  # [B]
+        z0 = z[0]  # [M, B, D]
+        if observed.device.type == "cpu" and not bool((count == 1).any()):  # no unpaired sample: no pseudo prior
+            unpaired = torch.zeros_like(own[0])
+        else:  # unpaired: pseudo-sample prior of the missing modalities
+            log_q = latent_scale(normal_log_prob(z0, loc, scale))
+            pseudo = torch.stack([self._pseudo_log_prob(model, n, z0) for n in names])  # [n, M, B]
+            missing = ~observed.T  # [n, B]: which pseudo priors apply to a sample
+            # finite stand-in for log 0, so that unselected rows keep finite (zero) gradients
+            pseudo = pseudo.masked_fill(~missing[:, None, :], torch.finfo(pseudo.dtype).min)
+            log_prior = pseudo.logsumexp(0) - missing.sum(0).clamp_min(1).log()  # [M, B]
+            unpaired = own[0] + self.beta * (latent_scale(log_prior) - log_q)
         use_paired = observed.T & (count >= 2)
         use_unpaired = observed.T & (count == 1)
         zero = z.new_zeros(())
@@ -189,15 +215,17 @@ class TraceMEME_ELBO(StratifiedELBO):
         if self.combine == "mean":
             bound = bound / count.to(bound.dtype)
         return dict(bound=bound, paired=paired, unpaired=unpaired, log_qhat=log_qhat, weight=weight, kl=kl,
-                    use_paired=use_paired, use_unpaired=use_unpaired)
+                    own=own[0], use_paired=use_paired, use_unpaired=use_unpaired)
 
     def decoded_cells(self, posterior):
         """Per sample ``[K + 1, M, B]``, for every modality n: in its own direction (stratum n) at
         the main sample z_0 wherever n is observed, and at the other K draws for the paired
         samples when Rao–Blackwellised; in every other direction m (the classifier q̂) at all
-        K + 1 draws of the paired samples that observe both n and m. Reads the mask back to the
-        host once per step."""
-        observed = posterior.source.observed.cpu()  # [B, M]
+        K + 1 draws of the paired samples that observe both n and m. ``None`` (decode everywhere)
+        when the mask is not on the CPU: reading it back would stall the device every step."""
+        observed = posterior.source.observed
+        if observed.device.type != "cpu":
+            return None
         paired = observed.sum(-1) >= 2
         cells = {}
         for i, n in enumerate(posterior.names):

@@ -7,8 +7,8 @@ weighting) is taken from every available component — the strata — and the bo
 .. math::
 
     \\mathcal{L}(X) = \\sum_{S\\ \\mathrm{avail}} \\tilde\\omega_S(o)\\;
-        \\mathrm{LME}_{k=1..K}\\Big[\\log p_\\theta(X_o \\mid z_{S,k}) + \\log p(z_{S,k})
-        - \\log q(z_{S,k})\\Big], \\qquad z_{S,k} \\sim q(z \\mid x_S),
+        \\mathrm{LME}_{k=1..K}\\Big[\\log p_\\theta(X_o \\mid z_{S,k}) + \\beta\\big(\\log p(z_{S,k})
+        - \\log q(z_{S,k})\\big)\\Big], \\qquad z_{S,k} \\sim q(z \\mid x_S),
 
 where every observed modality X_o is reconstructed from every stratum, and ``log q`` is
 
@@ -17,7 +17,9 @@ where every observed modality X_o is reconstructed from every stratum, and ``log
   E_{q(z|x_S)} log p_θ(X_o | z) − KL(q(z | x_S) ‖ p(z)) per subset — the sub-sampled mixture
   bound of Daunhawer et al. and MoPoE-VAE.
 
-With ``num_subsets=k`` only k available subsets per sample are drawn (i.i.d. from ω̃, each weighted
+β (default 1) weighs the latent terms: β > 1 presses the posteriors towards the prior (better
+unconditional samples, worse reconstructions; the trade-off Daunhawer et al. 2022 chart). With
+``num_subsets=k`` only k available subsets per sample are drawn (i.i.d. from ω̃, each weighted
 1/k), an unbiased estimate of the bound whose cost does not grow with the size of the family.
 
 A guide without a mixture (a product of experts, a unimodal Normal) gives the ordinary
@@ -53,11 +55,12 @@ class TraceMixture_ELBO(StratifiedELBO):
     :param int num_subsets: draw this many available subsets per sample per step (``None``: all).
     :param str estimator: ``"iwae"`` or ``"dreg"``.
     :param str density: ``"mixture"`` (MMVAE) or ``"subset"`` (MoPoE / Daunhawer family).
+    :param float beta: β ≥ 0, the weight of log p(z) − log q(z) (1: the bound).
     """
 
     def __init__(self, num_particles: int = 1, num_subsets: Optional[int] = None,
-                 estimator: str = "iwae", density: str = "mixture"):
-        super().__init__(num_particles=num_particles, estimator=estimator)
+                 estimator: str = "iwae", density: str = "mixture", beta: float = 1.0):
+        super().__init__(num_particles=num_particles, estimator=estimator, beta=beta)
         if num_subsets is not None and (isinstance(num_subsets, bool) or not isinstance(num_subsets, int)
                                         or num_subsets < 1):
             raise ValueError(f"num_subsets must be a positive integer or None, got {num_subsets!r}")

@@ -17,8 +17,10 @@ member is dropped for that sample. With K > 1 each term is an IWAE bound. Since 
 only its subset, the model decodes modality m only on the terms that can contain it (the joint
 term, {m} and the random subsets; :class:`~pyro_mm.infer.SelectiveDecodeMessenger`).
 
-KL annealing: β rises linearly from 0 to 1 over ``annealing_steps`` gradient steps (each call of
-:meth:`loss_and_grads` or :meth:`differentiable_loss` is one step; :meth:`loss` does not count).
+β (default 1) weighs every term's KL; with KL annealing the weight rises linearly from 0 to β over
+``annealing_steps`` gradient steps (each call of :meth:`loss_and_grads` or
+:meth:`differentiable_loss` is one step; :meth:`loss` does not count). The step reached is the
+objective's training state (:meth:`TraceMVAE_ELBO.state_dict`), which a resumed training restores.
 
 Reference: Wu & Goodman, *Multimodal Generative Models for Scalable Weakly-Supervised Learning*,
 NeurIPS 2018.
@@ -40,28 +42,37 @@ class TraceMVAE_ELBO(StratifiedELBO):
 
     :param int num_particles: K particles per term.
     :param int num_random_subsets: k random subsets per sample per step (0 for none).
-    :param int annealing_steps: steps over which β rises from 0 to 1 (0: β = 1 throughout).
+    :param int annealing_steps: steps over which the KL weight rises from 0 to β (0: β throughout).
     :param str estimator: ``"iwae"`` or ``"dreg"``.
+    :param float beta: β ≥ 0, the KL weight (1: the objective itself).
     """
 
     reconstruct_subset_only = True
 
     def __init__(self, num_particles: int = 1, num_random_subsets: int = 0,
-                 annealing_steps: int = 0, estimator: str = "iwae"):
-        super().__init__(num_particles=num_particles, estimator=estimator)
+                 annealing_steps: int = 0, estimator: str = "iwae", beta: float = 1.0):
+        super().__init__(num_particles=num_particles, estimator=estimator, beta=beta)
         if isinstance(num_random_subsets, bool) or not isinstance(num_random_subsets, int) or num_random_subsets < 0:
             raise ValueError(f"num_random_subsets must be an integer >= 0, got {num_random_subsets!r}")
-        if not isinstance(annealing_steps, int) or annealing_steps < 0:
+        if isinstance(annealing_steps, bool) or not isinstance(annealing_steps, int) or annealing_steps < 0:
             raise ValueError(f"annealing_steps must be an integer >= 0, got {annealing_steps!r}")
         self.num_random_subsets = num_random_subsets
         self.annealing_steps = annealing_steps
         self.step = 0
 
-    @property
-    def beta(self) -> float:
+    def latent_weight(self) -> float:
+        """β · min(1, step / annealing_steps)."""
         if self.annealing_steps == 0:
-            return 1.0
-        return min(1.0, self.step / self.annealing_steps)
+            return self.beta
+        return self.beta * min(1.0, self.step / self.annealing_steps)
+
+    def state_dict(self):
+        """``{"step": the gradient steps taken}`` (the annealing schedule's position)."""
+        return {"step": self.step}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.step = int(state.get("step", 0))
 
     def strata(self, posterior):
         if not isinstance(posterior, ProductOfExperts):

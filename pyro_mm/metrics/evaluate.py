@@ -58,7 +58,7 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
              num_samples: int = 2000, likelihood_samples: int = 500, likelihood_particles: int = 200,
              batch_size: int = 500, seed: int = 0, progress: bool = True) -> Dict:
     """Every applicable metric as a JSON-serialisable dict (plus ``"_arrays"`` for the figures)."""
-    device = model.prior_loc.device
+    device = model.prior().mean.device
     names = tuple(model.names)
     test = complete_batch(test_set, num_samples, seed, device)
     chunks = _chunks(test, batch_size)

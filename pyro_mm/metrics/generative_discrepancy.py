@@ -21,10 +21,13 @@ __all__ = ["generative_discrepancy"]
 
 
 def generative_discrepancy(modalities, batch: MultimodalBatch, subsets: Optional[Sequence[Sequence[int]]] = None,
-                           weights: Optional[Sequence[float]] = None) -> Dict[str, Optional[float]]:
+                           weights: Optional[Sequence[float]] = None,
+                           z_dim: Optional[int] = None) -> Dict[str, Optional[float]]:
     """``{"learned_log_likelihood", "subsampling_gap"}`` of linear-Gaussian ``modalities`` on
-    ``batch`` (the gap is ``None`` when no subset family is given, e.g. for a non-mixture bound)."""
-    learned = LinearGaussianModel.from_modalities(modalities)
+    ``batch`` (the gap is ``None`` when no subset family is given, e.g. for a non-mixture bound).
+    With ``z_dim`` below the decoders' input size, the rest is each modality's private latent: the
+    gap is then that of the shared latent's posteriors with the private latents integrated out."""
+    learned = LinearGaussianModel.from_modalities(modalities, z_dim)
     x = {n: batch[n] for n in batch.names}
     log_lik = learned.log_likelihood_masked(x, batch.mask).mean().item()
     gap = learned.subsampling_gap(subsets, weights) if subsets is not None else None

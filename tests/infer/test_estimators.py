@@ -40,9 +40,9 @@ def test_sub_sampled_step_cost_does_not_depend_on_the_family_size():
     model, guide = build(MixtureOfProductsGuide, mods)
     batch = small_batch(mods, batch_size=5, missing=0.2)
     elbo = TraceMixture_ELBO(density="subset", num_subsets=2)
-    _, guide_trace, strat = elbo._run_traces(model, guide, (batch,), {})
-    assert strat.num_strata == 2
-    assert guide_trace.nodes["z"]["value"].shape == (2, 5, 3)  # K = 1: no particle dimension
+    traces = elbo.traces(model, guide, batch)
+    assert traces.num_strata == 2
+    assert traces.guide_trace.nodes["z"]["value"].shape == (2, 5, 3)  # K = 1: no particle dimension
     assert torch.isfinite(torch.tensor(elbo.loss(model, guide, batch)))
 
 
@@ -143,17 +143,22 @@ def test_mvae_objective_needs_a_product_of_experts():
         TraceMVAE_ELBO().loss(model, guide, small_batch(mods))
 
 
-def test_kl_annealing_rises_linearly_and_counts_gradient_steps_only():
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_kl_annealing_rises_linearly_to_beta_and_counts_gradient_steps_only(beta):
     mods = small_modalities(2)
     model, guide = build(ProductOfExpertsGuide, mods)
     batch = small_batch(mods)
-    elbo = TraceMVAE_ELBO(annealing_steps=4)
+    elbo = TraceMVAE_ELBO(annealing_steps=4, beta=beta)
     betas = []
     for _ in range(6):
-        betas.append(elbo.beta)
+        betas.append(elbo.latent_weight())
         elbo.loss(model, guide, batch)
         elbo.differentiable_loss(model, guide, batch)
-    assert betas == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert betas == [beta * w for w in (0.0, 0.25, 0.5, 0.75, 1.0, 1.0)]
+    assert elbo.state_dict() == {"step": 6}
+    restored = TraceMVAE_ELBO(annealing_steps=4, beta=beta)
+    restored.load_state_dict(elbo.state_dict())
+    assert restored.latent_weight() == beta
 
 
 def test_sites_outside_the_data_plate_are_rejected():

@@ -54,7 +54,7 @@ def test_selective_decoding_keeps_the_bound_and_its_gradients(method, missing):
     mods = small_modalities(3)
     vae = CASES[method](mods)
     batch = small_batch(vae.model.modalities, batch_size=16, missing=missing, seed=3)
-    vae.prepare(batch)
+    vae.initialise(batch)
     loss, grads, rows, with_grad = _loss_grads_and_rows(vae, batch, selective=True)
     loss_all, grads_all, rows_all, with_grad_all = _loss_grads_and_rows(vae, batch, selective=False)
     assert with_grad_all == rows_all

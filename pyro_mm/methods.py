@@ -1,0 +1,180 @@
+"""The registered methods: one user class per objective, each declared once.
+
+======================  =========  =====================================  ===================================
+class                   method     guide                                  objective
+======================  =========  =====================================  ===================================
+:class:`UnimodalVAE`    unimodal   :class:`UnimodalGuide`                 ELBO (IWAE with K > 1)
+:class:`MVAE`           mvae       :class:`ProductOfExpertsGuide`         :class:`TraceMVAE_ELBO`
+:class:`MMVAE`          mmvae      :class:`MixtureOfExpertsGuide`         :class:`TraceMixture_ELBO` (mixture)
+:class:`MoPoE`          mopoe      :class:`MixtureOfProductsGuide`        :class:`TraceMixture_ELBO` (subset)
+:class:`MEME`           meme       :class:`MutualSupervisionGuide`        :class:`TraceMEME_ELBO`
+:class:`MMVAEPlus`      mmvae+     :class:`PrivateLatentGuide`            :class:`TraceMMVAEPlus_ELBO`
+======================  =========  =====================================  ===================================
+
+Adding a method is one class here (``method``, ``reference``, ``summary``, ``options`` and
+``build``) decorated with :func:`~pyro_mm.method.register`, beside its model, guide and objective
+files (``docs/extending.md``).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from .guides import (MixtureOfExpertsGuide, MixtureOfProductsGuide, MutualSupervisionGuide, PrivateLatentGuide,
+                     ProductOfExpertsGuide, UnimodalGuide)
+from .infer import TraceMEME_ELBO, TraceMixture_ELBO, TraceMMVAEPlus_ELBO, TraceMVAE_ELBO
+from .infer.trace_meme_elbo import PRESETS
+from .checkpoint import MODEL_FORMAT, read_payload
+from .method import METHODS, MultimodalVAE, Option, choice, flag, integer, real, register, weights
+from .modality import Modality
+from .models import MutualSupervisionModel, PrivateLatentModel, SharedLatentModel
+from .subsets import power_set, singletons
+
+__all__ = ["METHODS", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME", "MMVAEPlus", "load_model"]
+
+#: options several methods share
+BETA = real("beta", 1.0, "β, the weight of the latent terms (KL) in the objective; 1 is the bound itself")
+ESTIMATOR = lambda default: choice("estimator", default, ("iwae", "dreg"),  # noqa: E731
+                                   "gradient estimator: 'iwae' (the bound's own) or 'dreg' (doubly reparameterised)")
+PARTICLES = lambda default: integer("num_particles", default, "K, importance samples per stratum", minimum=1)  # noqa: E731
+SUBSETS = integer("num_subsets", None, "draw this many available subsets per sample per step (none: all of them)",
+                  minimum=1, optional=True)
+
+
+def _modality_name(value):
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"must be a modality name or None, got {value!r}")
+    return value
+
+
+@register
+class UnimodalVAE(MultimodalVAE):
+    """A VAE on one modality of a multimodal data set (the baseline of the generative-quality gap)."""
+
+    method = "unimodal"
+    reference = "Kingma & Welling, ICLR 2014"
+    summary = "one modality's VAE (IWAE with K > 1): the baseline of the generative-quality gap"
+    options = (Option("modality", None, "the modality modelled (default: the first)", _modality_name, str, "NAME"),
+               PARTICLES(1), BETA)
+    models_some_modalities = True
+
+    @classmethod
+    def modalities_for(cls, modalities: List[Modality], modality: Optional[str] = None, **options) -> List[Modality]:
+        names = [m.name for m in modalities]
+        if modality is not None and modality not in names:
+            raise ValueError(f"option modality: {modality!r} is not one of the modalities {names}")
+        return [modalities[names.index(modality) if modality is not None else 0]]
+
+    def build(self, modalities, z_dim, modality, num_particles, beta):
+        return (SharedLatentModel(modalities, z_dim), UnimodalGuide(modalities[0]),
+                TraceMixture_ELBO(num_particles, beta=beta))
+
+
+@register
+class MVAE(MultimodalVAE):
+    """Product of experts with the MVAE sub-sampled objective."""
+
+    method = "mvae"
+    reference = "Wu & Goodman, NeurIPS 2018"
+    summary = "product of experts; joint, unimodal and random-subset ELBOs"
+    options = (integer("num_random_subsets", 0, "k random subsets per sample per step, beside the joint and "
+                       "unimodal terms"),
+               integer("annealing_steps", 0, "steps over which the KL weight rises from 0 to beta (0: no annealing)"),
+               PARTICLES(1), ESTIMATOR("iwae"), BETA)
+
+    def build(self, modalities, z_dim, **options):
+        return SharedLatentModel(modalities, z_dim), ProductOfExpertsGuide(modalities), TraceMVAE_ELBO(**options)
+
+
+@register
+class MMVAE(MultimodalVAE):
+    """Mixture of experts with the stratified IWAE ("looser") bound."""
+
+    method = "mmvae"
+    reference = "Shi, Siddharth, Paige & Torr, NeurIPS 2019"
+    summary = "mixture of experts; stratified IWAE bound with the mixture density, DReG"
+    options = (PARTICLES(10), ESTIMATOR("dreg"), SUBSETS, BETA)
+    subset_family = staticmethod(singletons)
+
+    def build(self, modalities, z_dim, **options):
+        return (SharedLatentModel(modalities, z_dim), MixtureOfExpertsGuide(modalities),
+                TraceMixture_ELBO(density="mixture", **options))
+
+
+@register
+class MoPoE(MultimodalVAE):
+    """Mixture of products of experts with the (sub-sampled) mixture bound."""
+
+    method = "mopoe"
+    reference = "Sutter, Daunhawer & Vogt, ICLR 2021"
+    summary = "mixture over every subset's product of experts; sub-sampled mixture bound"
+    options = (SUBSETS, PARTICLES(1), ESTIMATOR("iwae"), BETA)
+    subset_family = staticmethod(power_set)
+
+    def build(self, modalities, z_dim, **options):
+        return (SharedLatentModel(modalities, z_dim), MixtureOfProductsGuide(modalities),
+                TraceMixture_ELBO(density="subset", **options))
+
+
+@register
+class MEME(MultimodalVAE):
+    """Mutual supervision with pseudo-sample priors for missing modalities. ``preset`` picks the
+    paper's (λ = 1, directions averaged) or the reference code's (λ = 10, summed) objective;
+    ``classifier_weight`` (λ) and ``combine`` override it; ``rao_blackwell`` picks the
+    lower-variance estimator of the same objective (:class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
+
+    method = "meme"
+    reference = "Joy, Shi, Torr, van de Meent & Siddharth, ICLR 2022"
+    summary = "each modality's encoder is the other's conditional prior; pseudo-sample priors when one is missing"
+    options = (integer("num_particles", 10, "K, samples of the classifier estimate q̂(t | s)", minimum=1),
+               integer("num_pseudo_samples", 128, "N, learnable pseudo-samples per modality (priors of unpaired "
+                       "samples)", minimum=1),
+               choice("preset", "paper", tuple(PRESETS), "'paper' (λ = 1, directions averaged) or 'reference' (the "
+                      "reference code's: λ = 10, directions summed)"),
+               flag("extension", False, "allow more than two modalities (App. E of the paper)"),
+               weights("classifier_weight", None, "λ, the weight of log q̂(t | s): a number or one per conditioning "
+                       "modality (default: the preset's)"),
+               choice("combine", None, ("mean", "sum"), "'mean' or 'sum' of the directions (default: the preset's)"),
+               flag("rao_blackwell", False, "estimate the paired bound Rao-Blackwellised (every classifier draw the "
+                    "main sample in turn: same objective, far less variance)"),
+               BETA)
+
+    def build(self, modalities, z_dim, num_pseudo_samples, extension, **options):
+        if len(modalities) != 2 and not extension:
+            raise ValueError(f"MEME is defined for two modalities, got {len(modalities)}; pass extension=True "
+                             "(pyro-mm train --extension true) for the many-modality extension (App. E of Joy et al.)")
+        model = MutualSupervisionModel(modalities, z_dim, pseudo_samples=num_pseudo_samples)
+        return model, MutualSupervisionGuide(modalities), TraceMEME_ELBO(extension=extension, **options)
+
+
+@register
+class MMVAEPlus(MultimodalVAE):
+    """Mixture of experts on a shared latent plus a private latent per modality with a learned
+    auxiliary prior; stratified IWAE bound, DReG."""
+
+    method = "mmvae+"
+    reference = "Palumbo, Daunhawer & Vogt, ICLR 2023"
+    summary = "MMVAE with modality-private latents and learned auxiliary priors for cross-modal generation"
+    options = (integer("private_dim", 8, "size of every modality's private latent w_m (0: MMVAE)"),
+               choice("family", "laplace", ("laplace", "normal"), "posterior and prior family: 'laplace' (the "
+                      "reference's, with softmax scales) or 'normal'"),
+               PARTICLES(10), ESTIMATOR("dreg"), SUBSETS, BETA)
+    subset_family = staticmethod(singletons)
+
+    @classmethod
+    def latent_size(cls, z_dim, private_dim, **options):
+        return z_dim + private_dim
+
+    def build(self, modalities, z_dim, private_dim, family, **options):
+        return (PrivateLatentModel(modalities, z_dim, private_dim, family),
+                PrivateLatentGuide(modalities, z_dim, private_dim, family), TraceMMVAEPlus_ELBO(**options))
+
+
+def load_model(path, map_location="cpu") -> "MultimodalVAE":
+    """Load a saved model of any registered method."""
+    payload = read_payload(path, MODEL_FORMAT, map_location)
+    cls = next((c for c in METHODS.values() if c.__name__ == payload.get("class")), None)
+    if cls is None:
+        raise ValueError(f"{path} holds a model of class {payload.get('class')!r}, which no registered method has "
+                         f"(registered: {[c.__name__ for c in METHODS.values()]})")
+    return cls._from_payload(payload, path)
