@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_mm.api import MMVAE, MoPoE
+from pyro_mm.methods import METHODS
 from pyro_mm.metrics.likelihood import log_likelihood
 from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, write_results
 
@@ -38,14 +38,13 @@ from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, wr
 def step_time(vae, batch, repeats: int, steps: int) -> float:
     """Median seconds of one training step (forward, backward, Adam) over ``repeats``."""
     vae.initialise(batch)
-    module = vae.elbo(vae.model, vae.guide)
-    optim = torch.optim.Adam(module.parameters(), lr=1e-4)
+    optim = torch.optim.Adam(vae.parameters(), lr=1e-4)
     times = []
     for r in range(repeats + 1):
         start = time.perf_counter()
         for _ in range(steps):
             optim.zero_grad()
-            module(batch).backward()
+            vae(batch).backward()  # the training loss, as the Trainer calls it
             optim.step()
         if r:  # the first repeat warms up
             times.append((time.perf_counter() - start) / steps)
@@ -57,12 +56,12 @@ def modality_scaling(args):
     for M in args.modalities:
         batch = make_batch(M, args.features, args.batch_size, mixed=False)
         mods = lambda: modalities(M, args.features, args.hidden, args.z_dim)  # noqa: E731
-        variants = {"mopoe num_subsets=1": lambda: MoPoE(mods(), args.z_dim, num_subsets=1),
-                    "mmvae num_subsets=1": lambda: MMVAE(mods(), args.z_dim, num_particles=1, estimator="iwae",
-                                                         num_subsets=1),
-                    "mmvae all strata": lambda: MMVAE(mods(), args.z_dim, num_particles=1, estimator="iwae")}
+        variants = {"mopoe num_subsets=1": lambda: METHODS["mopoe"](mods(), args.z_dim, num_subsets=1),
+                    "mmvae num_subsets=1": lambda: METHODS["mmvae"](mods(), args.z_dim, num_particles=1,
+                                                                    estimator="iwae", num_subsets=1),
+                    "mmvae all strata": lambda: METHODS["mmvae"](mods(), args.z_dim, num_particles=1, estimator="iwae")}
         if M <= args.max_all_subsets:
-            variants["mopoe all subsets"] = lambda: MoPoE(mods(), args.z_dim)
+            variants["mopoe all subsets"] = lambda: METHODS["mopoe"](mods(), args.z_dim)
         for name, build in variants.items():
             torch.manual_seed(0)
             vae = build()
@@ -76,7 +75,7 @@ def particle_scaling(args):
     batch = make_batch(2, args.features, args.batch_size, mixed=False)
     for K in args.particles:
         torch.manual_seed(0)
-        vae = MMVAE(modalities(2, args.features, args.hidden, args.z_dim), args.z_dim, num_particles=K)
+        vae = METHODS["mmvae"](modalities(2, args.features, args.hidden, args.z_dim), args.z_dim, num_particles=K)
         rows.append({"K": K, "seconds": step_time(vae, batch, args.repeats, args.steps)})
         print(f"  K={K:2d} mmvae dreg {1000 * rows[-1]['seconds']:8.2f} ms/step", flush=True)
     return rows
@@ -89,7 +88,7 @@ def likelihood_batching(args, features: int, hidden: int, z_dim: int):
     evenly spaced (every observation pattern in its share), per-sample times compared round by
     round (a slow spell of the machine hits both)."""
     torch.manual_seed(0)
-    vae = MMVAE(modalities(2, features, hidden, z_dim), z_dim, num_particles=1)
+    vae = METHODS["mmvae"](modalities(2, features, hidden, z_dim), z_dim, num_particles=1)
     batch = make_batch(2, features, args.likelihood_samples, mixed=True)
     estimate = lambda b: log_likelihood(vae.model, vae.guide, b, args.likelihood_particles, args.chunk)  # noqa: E731
     times = {}

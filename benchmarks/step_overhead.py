@@ -1,8 +1,9 @@
 """How much a pyro_mm training step costs beyond the networks it drives.
 
 For every method and estimator the harness times, **interleaved in one process**, (a) one full
-training step through pyro_mm — ``elbo(model, guide)`` as an ``ELBOModule`` (as
-:meth:`pyro_mm.api.MultimodalVAE.fit` builds it), forward, backward, Adam — and (b) the same step
+training step through pyro_mm — the method object built through the registry
+(:data:`pyro_mm.methods.METHODS`), whose ``forward(batch)`` is the training loss the
+:class:`~pyro_mm.training.Trainer` calls, forward, backward, Adam — and (b) the same step
 of a plain-PyTorch implementation of the same objective with the *same* network modules and data,
 written below: the floor. Each repeat alternates single steps of (a) and (b) ``--steps`` times per
 case, so that a slow spell of a shared machine hits both; the ratio (a)/(b) of every repeat gives
@@ -11,14 +12,18 @@ step of each (CPU: the rise of the resident set's high-water mark over its level
 after returning freed memory to the system; CUDA: ``torch.cuda.max_memory_allocated``).
 
 Every floor computes the value of pyro_mm's objective from the same random numbers drawn in the
-same order (encoders → subset draws → ``randn``); :func:`check_values` measures the relative gap
+same order (encoders → subset draws → ``randn``, or ``uniform_`` for Laplace draws);
+:func:`check_values` measures the relative gap
 between the two losses (the test asserts it is at float precision), so the ratio compares like
 with like. Floors compute what a hand-written implementation needs and nothing more: the
 products of experts in precision form, mixture densities by ``logsumexp``, MVAE's subset terms
 decoding only their own modalities, MEME's own-modality likelihood only at its main sample and its
-classifier only on the paired samples, no decoder run on a sample that lacks its modality. The
-DReG floor computes the IWAE value and a doubly-reparameterised surrogate with the same
-operations as pyro_mm (gradients through w̃² for the encoders by a hook on z, w̃ for the decoders).
+classifier only on the paired samples and no pseudo-sample prior on a fully paired batch, MMVAE+'s
+prior and posterior densities of a private latent only in its own stratum, no decoder run on a
+sample that lacks its modality. The DReG floors compute the IWAE value and a
+doubly-reparameterised surrogate with the same operations as pyro_mm (gradients through w̃² for
+the encoders by a hook on z — and on MMVAE+'s own-stratum w_m —, w̃ for the decoders).
+Every registered method has at least one case (the tests check it).
 
 Two more rows run the unimodal VAE's model and guide through Pyro's own ``Trace_ELBO`` and its
 JIT variant ``JitTrace_ELBO`` (``torch.jit.trace`` of the whole loss, compiled on the first step),
@@ -46,9 +51,9 @@ from pyro.infer import JitTrace_ELBO, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 from torch.nn import functional as F
 
-from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE, UnimodalVAE
 from pyro_mm.batch import MultimodalBatch
-from pyro_mm.distributions import normal_kl, normal_log_prob
+from pyro_mm.distributions import laplace_log_prob, normal_kl, normal_log_prob
+from pyro_mm.methods import METHODS
 from pyro_mm.modality import Modality
 from pyro_mm.nets import MLPDecoder, MLPEncoder
 from pyro_mm.subsets import PowerSet
@@ -174,7 +179,8 @@ def floor_meme(vae, batch, K: int, lam: float = 1.0):
         q̂ = mean_k p(t | z_k),  w = p(t | z_0) / q̂;
 
     for a sample observing only s: log p(s | z_0) − log q(z_0 | s) + log mean_i q(z_0 | u_i) over
-    t's pseudo-samples u_i. A missing modality's stratum draws from N(0, I) (unused)."""
+    t's pseudo-samples u_i (not evaluated at all when every sample is paired). A missing
+    modality's stratum draws from N(0, I) (unused)."""
     loc, scale = _experts(vae, batch)  # [2, B, D]
     obs = batch.mask.T  # [2, B]
     s_loc = torch.where(obs[..., None], loc, torch.zeros(()))
@@ -188,6 +194,11 @@ def floor_meme(vae, batch, K: int, lam: float = 1.0):
     w = (log_c[0] - log_qhat).exp().detach()
     p_loc, p_scale = s_loc.flip(0), s_scale.flip(0)  # the partner's expert, N(0, I) if missing
     paired = w * (own - log_c[0] - normal_kl(loc, scale, p_loc, p_scale)) + lam * log_qhat
+    count = obs.sum(0)
+    zero = torch.zeros((), device=loc.device)
+    if not bool((count == 1).any()):  # every sample paired: no pseudo-sample prior at all
+        bound = torch.where(obs & (count == 2), paired, zero).sum(0) / count
+        return -bound.sum(), -bound.sum()
     prior = []
     for i in range(2):  # direction s: log mean_i q_t(z_0 | u_i) over t's pseudo-samples
         t = vae.modalities[1 - i]
@@ -195,36 +206,95 @@ def floor_meme(vae, batch, K: int, lam: float = 1.0):
         log_q = normal_log_prob(z[0, i, None], u_loc[:, None], u_scale[:, None])  # [N, B]
         prior.append(log_q.logsumexp(0) - math.log(u_loc.shape[0]))
     unpaired = own + torch.stack(prior) - normal_log_prob(z[0], loc, scale)
-    count = obs.sum(0)
-    zero = torch.zeros((), device=loc.device)
     bound = torch.where(obs & (count == 2), paired, torch.where(obs & (count == 1), unpaired, zero)).sum(0)
     bound = bound / count
     return -bound.sum(), -bound.sum()
 
 
+def _laplace_noise(shape, like: torch.Tensor) -> torch.Tensor:
+    """Standard Laplace draws by the inverse CDF from ``uniform_`` (as pyro_mm's Laplace family)."""
+    u = torch.empty(shape, dtype=like.dtype, device=like.device).uniform_(torch.finfo(like.dtype).eps - 1, 1)
+    return -u.sign() * torch.log1p(-u.abs())
+
+
+def _softmax_scale(scale: torch.Tensor) -> torch.Tensor:
+    """The reference's Laplace scales: D · s / Σ s + 10⁻⁶ over the last dimension D."""
+    return scale.shape[-1] * scale / scale.sum(-1, keepdim=True) + 1e-6
+
+
+def floor_mmvae_plus(vae, batch, K: int, beta: float = 1.0):
+    """MMVAE+ (Laplace family, DReG) on a fully observed batch, written out: every encoder outputs
+    ``[z | w]`` experts with softmax scales; stratum m draws z_k ~ q(z | x_m), w_{m,k} ~ q(w_m | x_m)
+    and every other w̃_{n,k} ~ r_n (all strata's noise of a site in one draw, z first, then w in
+    modality order), and
+
+        lw_{m,k} = Σ_n log p(x_n | z_k, w_{n,k}) + β[log p(z_k) + log p(w_{m,k})
+                   − log (1/M) Σ_{m'} q_{m'}(z_k) − log q(w_{m,k} | x_m)],
+
+    bound = (1/M) Σ_m LME_k lw_{m,k}. Only the stratum's own w_m gets a density (no prior or
+    posterior density of the w̃_n at all). DReG: q's densities from detached parameters, the
+    gradients of z and of each own w_m scaled by w̃ (hooks), the w̃_n keep their path gradient."""
+    if not bool(batch.mask.all()):
+        raise ValueError("floor_mmvae_plus is written for a fully observed batch")
+    names, z_dim = vae.names, vae.z_dim
+    M, B = len(names), batch.batch_size
+    loc, raw = _experts(vae, batch)  # [M, B, z_dim + private_dim]
+    w_dim = loc.shape[-1] - z_dim
+    z_loc, w_loc = loc.split([z_dim, w_dim], -1)
+    z_scale, w_scale = (_softmax_scale(part) for part in raw.split([z_dim, w_dim], -1))
+    z = z_loc + z_scale * _laplace_noise((K, M, B, z_dim), loc)  # [K, M, B, z_dim]: stratum m from expert m
+    own, lw = [], 0.0
+    for n, name in enumerate(names):
+        noise = _laplace_noise((K, M, B, w_dim), loc)
+        aux_scale = _softmax_scale(vae.guide.aux_logits[name].exp())
+        own.append(w_loc[n] + w_scale[n] * noise[:, n])  # [K, B, w_dim], from q(w_n | x_n) in stratum n
+        w = torch.stack([own[n] if s == n else aux_scale * noise[:, s] for s in range(M)], 1)  # w̃_n ~ r_n elsewhere
+        lw = lw + _loglik(vae, batch, name, torch.cat([z, w], -1))
+    log_q = laplace_log_prob(z[:, :, None], z_loc.detach(), z_scale.detach())  # [K, M, M', B]
+    log_q = log_q.logsumexp(2) - math.log(M)
+    w_own = torch.stack(own, 1)  # [K, M, B, w_dim]
+    latent = -z.abs().sum(-1) - w_own.abs().sum(-1) - (z_dim + w_dim) * math.log(2.0) - log_q \
+        - laplace_log_prob(w_own, w_loc.detach(), w_scale.detach())
+    lw = lw + beta * latent  # [K, M, B]
+    bound = (lw.logsumexp(0) - math.log(K)).mean(0)
+    w_tilde = lw.softmax(0).detach()
+    factor = w_tilde[..., None]
+    z.register_hook(lambda g: g * factor)
+    for n in range(M):
+        own[n].register_hook(lambda g, n=n: g * factor[:, n])
+    surrogate = (w_tilde * lw).sum(0).mean(0)
+    return -bound.sum(), -surrogate.sum()
+
+
 # --- the cases --------------------------------------------------------------------------------------
 def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
-    """name -> ``build`` (the pyro_mm object), ``floor`` (vae, batch -> (loss, surrogate)),
-    ``mixed`` (MEME's partly paired batch), ``unimodal`` (the batch's first modality only)."""
-    mods = lambda: modalities(2, features, hidden, z_dim)  # noqa: E731
+    """name -> ``method`` (its name in :data:`pyro_mm.methods.METHODS`), ``build`` (the pyro_mm
+    object, built through the registry), ``floor`` (vae, batch -> (loss, surrogate)), ``mixed``
+    (MEME's partly paired batch), ``unimodal`` (the batch's first modality only)."""
+    def case(method: str, floor: Callable, **options) -> dict:
+        extra = {k: options.pop(k) for k in ("mixed", "unimodal", "pyro_elbo") if k in options}
+        cls = METHODS[method]
+        size = cls.latent_size(z_dim, **cls.resolve_options(options))  # what encoders output, decoders read
+        build = lambda: cls(modalities(2, features, hidden, size), z_dim, **options)  # noqa: E731
+        return dict(method=method, build=build, floor=floor, **extra)
+
+    iwae1 = lambda v, b: floor_iwae(v, b, 1)  # noqa: E731
+    meme10 = lambda v, b: floor_meme(v, b, 10)  # noqa: E731
     return {
-        "unimodal": dict(build=lambda: UnimodalVAE(mods(), z_dim), floor=lambda v, b: floor_iwae(v, b, 1),
-                         unimodal=True),
-        "mvae": dict(build=lambda: MVAE(mods(), z_dim), floor=floor_mvae),
-        "mmvae K=1": dict(build=lambda: MMVAE(mods(), z_dim, num_particles=1, estimator="iwae"),
-                          floor=lambda v, b: floor_iwae(v, b, 1)),
-        "mmvae K=10 dreg": dict(build=lambda: MMVAE(mods(), z_dim, num_particles=10, estimator="dreg"),
-                                floor=lambda v, b: floor_iwae(v, b, 10, dreg=True)),
-        "mopoe all subsets": dict(build=lambda: MoPoE(mods(), z_dim), floor=floor_mopoe),
-        "mopoe num_subsets=1": dict(build=lambda: MoPoE(mods(), z_dim, num_subsets=1),
-                                    floor=lambda v, b: floor_mopoe(v, b, 1)),
-        "meme K=10 mixed": dict(build=lambda: MEME(mods(), z_dim, num_particles=10, num_pseudo_samples=16),
-                                floor=lambda v, b: floor_meme(v, b, 10), mixed=True),
+        "unimodal": case("unimodal", iwae1, unimodal=True),
+        "mvae": case("mvae", floor_mvae),
+        "mmvae K=1": case("mmvae", iwae1, num_particles=1, estimator="iwae"),
+        "mmvae K=10 dreg": case("mmvae", lambda v, b: floor_iwae(v, b, 10, dreg=True), num_particles=10,
+                                estimator="dreg"),
+        "mopoe all subsets": case("mopoe", floor_mopoe),
+        "mopoe num_subsets=1": case("mopoe", lambda v, b: floor_mopoe(v, b, 1), num_subsets=1),
+        "meme K=10 mixed": case("meme", meme10, num_particles=10, num_pseudo_samples=16, mixed=True),
+        "meme K=10 paired": case("meme", meme10, num_particles=10, num_pseudo_samples=16),
+        "mmvae+ K=10 dreg": case("mmvae+", lambda v, b: floor_mmvae_plus(v, b, 10), private_dim=4, family="laplace",
+                                 num_particles=10, estimator="dreg"),
         # the unimodal VAE through Pyro's own Trace_ELBO and its JIT variant (what JIT buys)
-        "unimodal, Pyro Trace_ELBO": dict(build=lambda: UnimodalVAE(mods(), z_dim), floor=lambda v, b: floor_iwae(v, b, 1),
-                                          unimodal=True, pyro_elbo=Trace_ELBO),
-        "unimodal, Pyro JitTrace_ELBO": dict(build=lambda: UnimodalVAE(mods(), z_dim),
-                                             floor=lambda v, b: floor_iwae(v, b, 1), unimodal=True,
+        "unimodal, Pyro Trace_ELBO": case("unimodal", iwae1, unimodal=True, pyro_elbo=Trace_ELBO),
+        "unimodal, Pyro JitTrace_ELBO": case("unimodal", iwae1, unimodal=True,
                                              pyro_elbo=lambda: JitTrace_ELBO(ignore_jit_warnings=True)),
     }
 
@@ -266,8 +336,8 @@ def _stepper(loss_fn: Callable, params, device: torch.device) -> Callable:
 
 
 def prepare(case: dict, features: int, batch_size: int, device="cpu"):
-    """The pyro_mm object, its loss (a function of nothing: the ``ELBOModule`` on the batch, or a
-    Pyro ELBO's ``differentiable_loss``), the batch and the two step functions."""
+    """The pyro_mm object, its loss (a function of nothing: the object's training loss on the
+    batch, or a Pyro ELBO's ``differentiable_loss``), the batch and the two step functions."""
     device = torch.device(device)
     torch.manual_seed(0)
     vae = case["build"]()
@@ -280,8 +350,7 @@ def prepare(case: dict, features: int, batch_size: int, device="cpu"):
     if "pyro_elbo" in case:
         loss = pyro_loss(vae, case["pyro_elbo"](), batch)
     else:
-        module = vae.elbo(vae.model, vae.guide)
-        loss = lambda: module(batch)  # noqa: E731
+        loss = lambda: vae(batch)  # noqa: E731  (the training step's loss, as the Trainer calls it)
     ours = _stepper(loss, vae.parameters(), device)
     floor = _stepper(lambda: case["floor"](vae, batch)[1], vae.parameters(), device)
     return vae, loss, batch, ours, floor
@@ -299,7 +368,8 @@ def check_values(case: dict, vae, loss, batch, seed: int = 3) -> Dict[str, float
         torch.manual_seed(seed)
         value, surrogate = both()
         surrogate.backward()
-        out[side] = value.detach(), torch.cat([p.grad.flatten() for p in params])
+        out[side] = value.detach(), torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten()
+                                               for p in params])  # e.g. unused pseudo-samples: none
     vae.zero_grad(set_to_none=True)
     (v_ours, g_ours), (v_floor, g_floor) = out["ours"], out["floor"]
     return {"value_gap": float((v_ours - v_floor).abs() / v_ours.abs()),

@@ -139,15 +139,18 @@ class DirectoryLock:
     """An exclusive lock on a directory (``.pyro_mm.lock`` inside it, ``fcntl.flock``: released by
     the operating system when the holder exits, however it exits).
 
-    Used as a context manager; a second holder gets :class:`LockedError` naming the first (its
-    process id, host and start time)."""
+    Used as a context manager; another process gets :class:`LockedError` naming the holder (its
+    process id, host and start time). Within the process that holds it, taking it again (e.g. a
+    grid's cell, then its training) is allowed."""
 
     NAME = ".pyro_mm.lock"
+    _held: Dict[Path, int] = {}  # directories this process holds, and how many times
 
     def __init__(self, directory):
         self.directory = Path(directory)
         self.path = self.directory / self.NAME
         self._file = None
+        self._nested = False
 
     def holder(self) -> Optional[dict]:
         """Who wrote the lock file last (``None``: nobody)."""
@@ -158,6 +161,11 @@ class DirectoryLock:
 
     def __enter__(self) -> "DirectoryLock":
         self.directory.mkdir(parents=True, exist_ok=True)
+        key = self.directory.resolve()
+        if key in self._held:
+            self._held[key] += 1
+            self._nested = True
+            return self
         f = open(self.path, "a+")
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -174,9 +182,16 @@ class DirectoryLock:
                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
         f.flush()
         self._file = f
+        self._held[key] = 1
         return self
 
     def __exit__(self, *exc) -> None:
+        key = self.directory.resolve()
+        if self._nested:
+            self._held[key] -= 1
+            self._nested = False
+            return
+        self._held.pop(key, None)
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()

@@ -20,14 +20,21 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from .guides import (MixtureOfExpertsGuide, MixtureOfProductsGuide, MutualSupervisionGuide, PrivateLatentGuide,
-                     ProductOfExpertsGuide, UnimodalGuide)
-from .infer import TraceMEME_ELBO, TraceMixture_ELBO, TraceMMVAEPlus_ELBO, TraceMVAE_ELBO
-from .infer.trace_meme_elbo import PRESETS
+from .guides.mutual_supervision import MutualSupervisionGuide
+from .guides.private_latent import PrivateLatentGuide
+from .guides.product_of_experts import ProductOfExpertsGuide
+from .guides.subset_mixture import MixtureOfExpertsGuide, MixtureOfProductsGuide
+from .guides.unimodal import UnimodalGuide
+from .infer.trace_meme_elbo import PRESETS, TraceMEME_ELBO
+from .infer.trace_mixture_elbo import TraceMixture_ELBO
+from .infer.trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
+from .infer.trace_mvae_elbo import TraceMVAE_ELBO
 from .checkpoint import MODEL_FORMAT, read_payload
 from .method import METHODS, MultimodalVAE, Option, choice, flag, integer, real, register, weights
 from .modality import Modality
-from .models import MutualSupervisionModel, PrivateLatentModel, SharedLatentModel
+from .models.mutual_supervision import MutualSupervisionModel
+from .models.private_latent import PrivateLatentModel
+from .models.shared_latent import SharedLatentModel
 from .subsets import power_set, singletons
 
 __all__ = ["METHODS", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME", "MMVAEPlus", "load_model"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's main job: bootstrap the environment, then train and evaluate (see README).
+# The README's main job: bootstrap the environment, then `pyro-mm main` (options pass through).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
 venv="${PYRO_MM_VENV:-$root/.venv}"
-exec "$venv/bin/pyro-mm" "$@"
+exec "$venv/bin/pyro-mm" main "$@"

@@ -12,7 +12,8 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 CASES = ["unimodal", "mvae", "mmvae K=1", "mmvae K=10 dreg", "mopoe all subsets", "mopoe num_subsets=1",
-         "meme K=10 mixed", "unimodal, Pyro Trace_ELBO", "unimodal, Pyro JitTrace_ELBO"]
+         "meme K=10 mixed", "meme K=10 paired", "mmvae+ K=10 dreg", "unimodal, Pyro Trace_ELBO",
+         "unimodal, Pyro JitTrace_ELBO"]
 
 
 def _load(name):
@@ -44,6 +45,20 @@ def test_step_overhead_harness_reports_every_case(tmp_path):
         assert case["peak_mib"] >= 0 and case["floor_peak_mib"] >= 0, name
         assert case["value_gap"] < 1e-5 and case["grad_gap"] < 1e-4, (name, case["value_gap"], case["grad_gap"])
         assert f"| {name} | " in table
+
+
+def test_every_registered_method_has_a_step_overhead_case():
+    """A method added to the registry without a benchmark case (and its floor) fails here."""
+    from pyro_mm.methods import METHODS
+
+    bench = _load("step_overhead")
+    cases = bench.cases(features=12, hidden=8, z_dim=3)
+    assert list(cases) == CASES
+    covered = {case["method"] for case in cases.values()}
+    assert set(METHODS) <= covered, f"methods without a step-overhead case: {sorted(set(METHODS) - covered)}"
+    assert covered <= set(METHODS), sorted(covered - set(METHODS))
+    for name, case in cases.items():  # built through the registry
+        assert type(case["build"]()) is METHODS[case["method"]], name
 
 
 @pytest.mark.parametrize("name", CASES)

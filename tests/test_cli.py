@@ -1,4 +1,5 @@
-"""The pyro-mm command: help texts, tiny end-to-end runs of every sub-command, bad input."""
+"""The pyro-mm command: help texts, tiny end-to-end runs of every sub-command, bad input (one line
+on stderr: exit status 2 for usage errors, 1 for the rest)."""
 
 import json
 
@@ -12,14 +13,36 @@ from pyro_mm.data.cache import data_dir
 TINY = ["--dataset", "mnist-syndigits", "--z-dim", "4", "--no-progress"]
 
 
+def fails(argv, message, capsys, code=1):
+    """The command ends with ``code`` and one line on stderr matching ``message``."""
+    import re
+
+    if code == 2:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    else:
+        assert main(argv) == code
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    if code == 1:
+        assert err.startswith("pyro-mm: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
 def files(folder):
     """The files a run wrote (not the lock of the directory, which every run takes)."""
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".pyro_mm.lock"}
 
 
-def test_help_of_every_sub_command(capsys):
+def test_help_of_every_sub_command_and_the_version(capsys):
     parser = build_parser()
-    for argv in ([], ["main"], ["demo"], ["train"], ["evaluate"], ["sample"], ["data"], ["data", "prepare"]):
+    assert main([]) == 0 and "usage: pyro-mm" in capsys.readouterr().out  # no sub-command: the help
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("pyro-mm ")
+    for argv in ([], ["main"], ["demo"], ["train"], ["evaluate"], ["sample"], ["data"], ["data", "prepare"],
+                 ["reproduce"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv + ["--help"])
         assert exit_info.value.code == 0
@@ -27,13 +50,8 @@ def test_help_of_every_sub_command(capsys):
         assert text.startswith("usage: pyro-mm") and "examples:\n  pyro-mm" in text, argv
 
 
-def test_tiny_demo_prints_a_table(capsys):
-    assert main(["demo", "--samples", "120", "--epochs", "2", "--no-progress", "--methods", "mmvae", "mvae"]) == 0
-    out = capsys.readouterr().out
-    assert "| mmvae |" in out and "| mvae |" in out and "(bound per sample, by epoch)" in out
-
-
-@pytest.mark.parametrize("argv", [["demo", "--epochs", "0"], ["demo", "--missing", "1.5"], ["demo", "--methods", "vae"]])
+@pytest.mark.parametrize("argv", [["demo", "--seeds", "0"], ["reproduce", "no-such-experiment"],
+                                  ["reproduce", "meme-table", "--seeds", "x"]])
 def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -43,7 +61,7 @@ def test_bad_options_are_refused(argv):
 def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--method", "meme", "--size", "150", "--epochs", "1", "--batch-size", "64",
-                 "--rao-blackwell", "--out", str(out)] + TINY) == 0
+                 "--rao-blackwell", "--num-particles", "2", "--num-pseudo-samples", "8", "--out", str(out)] + TINY) == 0
     assert (out / "model.pt").is_file() and json.loads((out / "history.json").read_text())["loss"]
     assert api.load_model(out / "model.pt").elbo.rao_blackwell
     assert main(["evaluate", "--run", str(out), "--samples", "100", "--particles", "30", "--classifier-size", "150",
@@ -57,8 +75,10 @@ def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "--method", "vae"], "invalid choice: 'vae'"),
     (["train", "--dataset", "svhn"], "invalid choice: 'svhn'"),
-    (["train", "--time-budget", "0"], "must be positive, got 0"),
-    (["train", "--time-budget", "-5"], "must be positive, got -5"),
+    (["train", "--time-budget", "0"], "must be a finite positive number, got 0"),
+    (["train", "--time-budget", "-5"], "must be a finite positive number, got -5"),
+    (["train", "--method", "mvae", "--num-subsets", "2"], "--num-subsets: not an option of mvae"),
+    (["train", "--method", "mmvae", "--beta", "-1"], "option beta: must be a finite number >= 0.0"),
     (["data", "prepare", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["sample", "--num", "0"], "must be a positive integer"),
 ])
@@ -80,9 +100,8 @@ def test_an_output_directory_that_is_a_file_is_refused(command, tmp_path, capsys
 
 @pytest.mark.parametrize("device,message", [("tpu0", "unknown device 'tpu0'"), ("meta", "not supported"),
                                             ("cuda:7", "cuda:7")])
-def test_unknown_or_absent_devices_are_named(device, message, tmp_path):
-    with pytest.raises(SystemExit, match=message):
-        main(["train", "--device", device, "--size", "10", "--out", str(tmp_path / "r")])
+def test_unknown_or_absent_devices_are_named(device, message, tmp_path, capsys):
+    fails(["train", "--device", device, "--size", "10", "--out", str(tmp_path / "r")], message, capsys)
     assert not (tmp_path / "r").exists()
 
 
@@ -90,8 +109,7 @@ def test_train_checkpoints_resumes_exactly_and_refuses_other_settings(tmp_path, 
     out = tmp_path / "run"
     argv = ["train", "--method", "mvae", "--size", "60", "--epochs", "2", "--batch-size", "50",
             "--checkpoint-every", "2", "--out", str(out)] + TINY  # 300 pairs: 6 steps per epoch
-    with pytest.raises(SystemExit, match="--resume: no checkpoint at .*checkpoint.pt"):
-        main(argv + ["--resume"])
+    fails(argv + ["--resume"], "--resume: no checkpoint at .*checkpoint.pt", capsys)
     assert not out.exists()
     assert main(argv) == 0
     straight = json.loads((out / "history.json").read_text())
@@ -103,33 +121,33 @@ def test_train_checkpoints_resumes_exactly_and_refuses_other_settings(tmp_path, 
     resumed = json.loads((out / "history.json").read_text())
     assert resumed["step_loss"] == straight["step_loss"] and resumed["loss"] == straight["loss"]
     before = files(out)
-    for option, value in (("--fraction", "0.3"), ("--batch-size", "20"), ("--method", "mmvae"), ("--z-dim", "5")):
+    for option, value, named in (("--fraction", "0.3", "fraction"), ("--batch-size", "20", "batch_size"),
+                                 ("--method", "mmvae", "method"), ("--z-dim", "5", "z_dim"),
+                                 ("--beta", "2", "options"), ("--encoder", "mlp", "networks")):
         changed = argv[:]
         if option in changed:
             changed[changed.index(option) + 1] = value
         else:
             changed += [option, value]
-        with pytest.raises(SystemExit, match=option.lstrip("-").replace("-", "_")):
-            main(changed + ["--resume"])
+        fails(changed + ["--resume"], named, capsys)
     assert files(out) == before  # nothing was touched
 
 
-def test_ctrl_c_during_train_points_at_resume(tmp_path, monkeypatch):
+def test_ctrl_c_during_train_points_at_resume(tmp_path, monkeypatch, capsys):
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api.MultimodalVAE, "fit", interrupted)
     argv = ["train", "--method", "mvae", "--size", "10", "--out", str(tmp_path / "run")] + TINY
-    with pytest.raises(SystemExit, match="interrupted before the first checkpoint"):
-        main(argv)
+    fails(argv, "interrupted before the first checkpoint", capsys)
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"a checkpoint")
-    with pytest.raises(SystemExit, match="interrupted; .*checkpoint.pt holds the last checkpoint.*--resume"):
-        main(argv)
+    fails(argv, "interrupted; .*checkpoint.pt holds the last checkpoint.*--resume", capsys)
 
 
 def test_sample_from_the_prior_and_given_a_modality(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--method", "mmvae", "--size", "40", "--batch-size", "40", "--out", str(out)] + TINY) == 0
+    assert main(["train", "--method", "mmvae", "--num-particles", "2", "--size", "40", "--batch-size", "40",
+                 "--out", str(out)] + TINY) == 0
     assert main(["sample", "--run", str(out), "--num", "3"]) == 0
     assert "drawing 3 samples" in capsys.readouterr().out
     prior = torch.load(out / "samples.pt")
@@ -142,11 +160,10 @@ def test_sample_from_the_prior_and_given_a_modality(tmp_path, capsys):
     assert (given / "samples.png").stat().st_size > 0
     for argv, message in ((["--given", "svhn"], "'svhn' is not a modality of this model"),
                           (["--index", "1"], "--index .* needs --given"),
-                          (["--given", "mnist", "--index", "99999"], "--index 99999: .*size must be between")):
-        with pytest.raises(SystemExit, match=message):
-            main(["sample", "--run", str(out)] + argv)
-    with pytest.raises(SystemExit, match="holds no trained run"):
-        main(["sample", "--run", str(tmp_path / "nothing")])
+                          (["--given", "mnist", "--index", "99999"], "--index 99999: .*size must be between"),
+                          (["--given", "mnist", "--num", "100000"], "--num 100000: .*size must be between")):
+        fails(["sample", "--run", str(out)] + argv, message, capsys)
+    fails(["sample", "--run", str(tmp_path / "nothing")], "holds no trained run", capsys)
 
 
 def test_data_prepare_reports_sizes_and_cache_files_and_preview_draws(tmp_path, monkeypatch, capsys):
@@ -159,8 +176,8 @@ def test_data_prepare_reports_sizes_and_cache_files_and_preview_draws(tmp_path, 
     assert f"cache directory {tmp_path / 'cache'}" in out and "wrote " + str(tmp_path / "cache") in out
     assert main(argv) == 0
     assert "nothing to build" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--size: .*size must be between 1 and 10000"):
-        main(["data", "prepare", "--dataset", "mnist-syndigits", "--size", "20000", "--split", "test"])
+    fails(["data", "prepare", "--dataset", "mnist-syndigits", "--size", "20000", "--split", "test"],
+          "--size: .*size must be between 1 and 10000", capsys)
     assert main(["data", "preview", "--dataset", "captioned-digits", "--size", "20", "--out",
                  str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0

@@ -69,7 +69,7 @@ def _imports(path: Path, package: str):
 
 
 #: the user-facing modules, which import the core, the models and the guides
-USER_FACING = {"pyro_mm/api.py", "pyro_mm/cli.py", "pyro_mm/demo.py", "pyro_mm/methods.py"}
+USER_FACING = {"pyro_mm/api.py", "pyro_mm/methods.py"}
 
 
 def test_core_never_imports_models_or_guides():

@@ -12,7 +12,7 @@
 * :mod:`~pyro_mm.metrics.plots` - PNG figures of the above.
 """
 
-from pyro_mm.metrics.cca import canonical_correlations, cca_correlation
+from pyro_mm.metrics.cca import canonical_correlations, cca_correlation, held_out_cca_correlation
 from pyro_mm.metrics.classifiers import (
     ImageClassifier,
     TextClassifier,
@@ -58,6 +58,7 @@ __all__ = [
     "histogram_data",
     "class_distance_matrix",
     "canonical_correlations",
+    "held_out_cca_correlation",
     "cca_correlation",
     "pareto_khat",
     "khat_summary",

@@ -14,7 +14,7 @@ observation scheme was):
 * for two modalities, MEME's relatedness: W2 between the two unimodal posteriors of paired vs
   unpaired samples (Joy et al. 2022);
 * for an image–text set, the CCA correlation between the input and its cross-generated partner in
-  classifier features.
+  classifier features, measured out of sample (directions fitted on half of the test pairs).
 
 :func:`write_report` writes ``metrics.json``, ``report.md`` and the figures (with the training
 curve when ``results["_arrays"]["training_loss"]`` holds the per-step losses).
@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_mm.batch import MultimodalBatch
-from pyro_mm.metrics.cca import cca_correlation
+from pyro_mm.metrics.cca import held_out_cca_correlation
 from pyro_mm.metrics.coherence import cross_coherence, joint_coherence
 from pyro_mm.metrics.frechet import classifier_features, frechet_distance
 from pyro_mm.metrics.latent_accuracy import linear_probe_accuracy
@@ -147,8 +147,8 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
         for a, b in combinations(names, 2):
             for src, dst in ((a, b), (b, a)):
                 fake = torch.cat([generate(c, (src,), dst) for c in chunks])
-                cca[f"{src}->{dst}"] = cca_correlation(classifier_features(classifiers[src], test[src]),
-                                                       classifier_features(classifiers[dst], fake), k=5)
+                cca[f"{src}->{dst}"] = held_out_cca_correlation(classifier_features(classifiers[src], test[src]),
+                                                                classifier_features(classifiers[dst], fake), k=5)
         results["cca"] = cca
     stages.update()
     stages.close()

@@ -1,0 +1,85 @@
+"""The ``pyro-mm`` command, one module per sub-command.
+
+* ``pyro-mm main`` — the main job (:mod:`pyro_mm.main_job`);
+* ``pyro-mm train`` — train a registered method on an offline data set, save the model
+  (``model.pt``), its loss history and a checkpoint that ``--resume`` continues exactly;
+* ``pyro-mm evaluate`` — every metric of a saved model: ``metrics.json``, ``report.md``, figures;
+* ``pyro-mm sample`` — samples of a saved model, from the prior or given a modality;
+* ``pyro-mm reproduce`` — the seed papers' experiments (``pyro-mm demo``: the linear-Gaussian one);
+* ``pyro-mm data`` — build and cache a data set (``prepare``) or draw a preview image.
+
+Without a sub-command it prints its help. A mistake ends in one line on stderr naming the problem:
+exit status 2 for a usage error, 1 otherwise; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from . import common, data, evaluate, main_job, reproduce, sample, train
+
+__all__ = ["main", "build_parser"]
+
+#: what a command may raise that the user, not the library, has to fix: one line, exit status 1
+USER_ERRORS = (common.CommandError, ValueError, TypeError, KeyError, OSError, FloatingPointError, RuntimeError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyro-mm",
+        description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME, MMVAE+) as Pyro models, guides and ELBOs. "
+        "Every command has its own --help.",
+        formatter_class=common.Formatter,
+        epilog="examples:\n"
+        "  pyro-mm main                                     # the main job: MEME on MNIST-SynDigits\n"
+        "  pyro-mm data prepare --dataset mnist-syndigits   # build and cache a data set\n"
+        "  pyro-mm train --method mmvae+ --steps 2000 --out runs/mmvae+\n"
+        "  pyro-mm evaluate --run runs/mmvae+\n"
+        "  pyro-mm sample --run runs/mmvae+ --given syndigits\n"
+        "  pyro-mm reproduce meme-table --quick",
+    )
+    parser.add_argument("--version", action="version", version=f"pyro-mm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module, add in ((main_job, main_job.add_parser), (train, train.add_parser), (evaluate, evaluate.add_parser),
+                        (sample, sample.add_parser), (reproduce, reproduce.add_parser),
+                        (reproduce, reproduce.add_demo_parser), (data, data.add_parser)):
+        command = add(sub)
+        command.set_defaults(func=reproduce.run_demo if add is reproduce.add_demo_parser else module.run)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "train":
+        args.method_options = train.method_options(args, lambda message: parser.error(f"train: {message}"))
+    try:
+        return args.func(args)
+    except USER_ERRORS as error:
+        if getattr(args, "debug", False):
+            raise
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"pyro-mm: error: {message.splitlines()[0] if message else type(error).__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        print("pyro-mm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""``pyro-mm train``: train a registered method on an offline data set and save it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict
+
+from ..data.catalog import DATASETS, SCHEMES
+from ..methods import METHODS
+from . import common
+
+__all__ = ["add_parser", "run", "method_options", "network_options", "RUN_DEFINING"]
+
+#: the options of `pyro-mm train` that a resumed run must repeat (the trainer checks batch size, lr
+#: and seed, the checkpoint the method's options and networks)
+RUN_DEFINING = ("method", "dataset", "num_modalities", "scheme", "fraction", "size", "z_dim")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    train = sub.add_parser(
+        "train", help="train a method on an offline data set and save it", formatter_class=common.Formatter,
+        description="Train METHOD on DATASET (built offline from MNIST, photographs and fonts; cached on first use) "
+        "under an observation scheme, for --steps steps or --epochs passes, with a progress bar (steps, time left, "
+        "running loss). Writes model.pt, history.json (the loss of every epoch and every step) and checkpoint.pt "
+        "(every --checkpoint-every steps and at the end) to --out. An interrupted run (Ctrl-C, --time-budget, a "
+        "crash) continues with the same command plus --resume and then gives exactly the losses of a run that was "
+        "never interrupted. The method's own options (objective, estimator, β ...) are listed below; every method "
+        "gets the same networks, which the network options set.",
+        epilog="examples:\n"
+        "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --steps 3000 --out runs/meme\n"
+        "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --steps 6000 --out runs/meme --resume\n"
+        "  pyro-mm train --method mmvae+ --dataset polymnist --num-modalities 5 --scheme random --fraction 0.7 \\\n"
+        "      --private-dim 16 --beta 2.5 --steps 2000 --out runs/mmvae+\n"
+        "  pyro-mm train --method mmvae --encoder mnist=mlp --balance-images --beta 2 --steps 500 --out runs/mmvae\n"
+        "  pyro-mm train --method mvae --size 500 --epochs 2 --out runs/tiny     # a quick try")
+    train.add_argument("--method", choices=list(METHODS), default="meme",
+                       help="; ".join(f"{name}: {cls.summary}" for name, cls in METHODS.items()) + " (default meme)")
+    train.add_argument("--dataset", choices=list(DATASETS), default="mnist-syndigits",
+                       help="data set (default mnist-syndigits; see `pyro-mm data --help`)")
+    train.add_argument("--num-modalities", type=common.positive_int, default=None, metavar="M",
+                       help="polymnist and translated-polymnist: use the first M of their five modalities (default 5)")
+    train.add_argument("--scheme", choices=SCHEMES, default=None,
+                       help="which modalities each sample observes: 'paired' (all), 'alternate' (two-modality sets: "
+                       "the unpaired samples observe one side or the other), 's' / 't' (they observe only the first / "
+                       "only the second), 'random' (each entry missing at random); default alternate for two "
+                       "modalities, random for more")
+    train.add_argument("--fraction", type=common.unit, default=0.5, metavar="F",
+                       help="paired fraction (alternate, s, t) or probability that an entry is observed (random); "
+                       "default 0.5")
+    train.add_argument("--z-dim", type=common.positive_int, default=16, metavar="D",
+                       help="size of the shared latent (default 16)")
+    train.add_argument("--steps", type=common.positive_int, default=None, metavar="N",
+                       help="training steps in all (counting a resumed run's); with --epochs, whichever ends first")
+    train.add_argument("--epochs", type=common.positive_int, default=None, metavar="N",
+                       help="passes over the data (default 1 when --steps is not given)")
+    train.add_argument("--time-budget", type=common.positive_float, default=None, metavar="SECONDS",
+                       help="stop after this many seconds of training (checkpoint written; --resume continues)")
+    train.add_argument("--size", type=common.positive_int, default=None, metavar="N",
+                       help="use only this many base images of the training split (default: all)")
+    train.add_argument("--batch-size", type=common.positive_int, default=128, metavar="B", help="default 128")
+    train.add_argument("--lr", type=common.positive_float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    train.add_argument("--seed", type=common.seed, default=0,
+                       help="seed of the weights, data order and sampling (default 0)")
+    train.add_argument("--out", type=common.out_dir, default=Path("runs/latest"), metavar="DIR",
+                       help="output directory (default runs/latest)")
+    train.add_argument("--checkpoint-every", type=common.positive_int, default=200, metavar="N",
+                       help="write DIR/checkpoint.pt every N steps, and at the end (default 200)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from DIR/checkpoint.pt; every option that shapes the run (method, its options, "
+                       "networks, data set, scheme, fraction, size, latent size, batch size, lr, seed) must be as "
+                       "before, --steps, --epochs and --time-budget may change")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_network_options(train)
+    _add_method_options(train)
+    return train
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("network options", "the networks of every modality, the same for every method")
+    group.add_argument("--encoder", type=_kinds("encoder"), default=None, metavar="KIND|NAME=KIND,...",
+                       help="image encoders: 'conv' (default) or 'mlp', for every image modality or per modality "
+                       "(e.g. mnist=mlp)")
+    group.add_argument("--decoder", type=_kinds("decoder"), default=None, metavar="KIND|NAME=KIND,...",
+                       help="image decoders: 'mlp' (default) or 'conv', likewise")
+    group.add_argument("--standardize-colour", action="store_true",
+                       help="colour-image encoders read per-image standardised inputs (colour and brightness removed)")
+    group.add_argument("--balance-images", action="store_true",
+                       help="scale each image modality's log-likelihood so that every image weighs as much as the "
+                       "smallest one (e.g. 784/3072 for SynDigits beside MNIST)")
+
+
+def _kinds(role: str):
+    def parse(text: str):
+        if "=" not in text:
+            return text
+        try:
+            return {name.strip(): kind.strip() for name, kind in (part.split("=", 1) for part in text.split(",") if part)}
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected KIND or NAME=KIND,..., got {text!r}") from None
+    parse.__name__ = role
+    return parse
+
+
+def network_options(args) -> Dict:
+    """The keyword arguments of :func:`pyro_mm.defaults.default_modalities` given on the command line."""
+    options = {}
+    if args.encoder is not None:
+        options["encoder"] = args.encoder
+    if args.decoder is not None:
+        options["decoder"] = args.decoder
+    if args.standardize_colour:
+        options["standardize_colour"] = True
+    if args.balance_images:
+        options["balance_images"] = True
+    return options
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of the registered methods (an option several methods share is one flag;
+    its help lists each method's default). A flag left out keeps the method's default."""
+    group = parser.add_argument_group(
+        "method options", "options of the methods' objectives; each applies to the methods listed in [brackets] "
+        "with their defaults, and giving one to another method is an error")
+    declared: Dict[str, list] = {}
+    for name, cls in METHODS.items():
+        for option in cls.options:
+            declared.setdefault(option.name, []).append((name, option))
+    for entries in declared.values():
+        option = entries[0][1]
+        defaults = ", ".join(f"{method}: {o.default!r}" for method, o in entries)
+        extra = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
+        group.add_argument(option.flag, dest=f"option__{option.name}", type=_option_parser(option), default=None,
+                           metavar=option.metavar, help=f"{option.help} [{defaults}]", **extra)
+
+
+def _option_parser(option):
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r} ({error})") from None
+    parse.__name__ = option.name
+    return parse
+
+
+def method_options(args, parser_error) -> dict:
+    """The method options given on the command line, checked against the method's declaration
+    (a usage error otherwise)."""
+    cls = METHODS[args.method]
+    given = {key[len("option__"):]: value for key, value in vars(args).items()
+             if key.startswith("option__") and value is not None}
+    declared = {o.name for o in cls.options}
+    foreign = sorted(set(given) - declared)
+    if foreign:
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
+        own = ", ".join(o.flag for o in cls.options) or "none"
+        parser_error(f"{flags}: not an option of {args.method} (its options: {own})")
+    try:
+        cls.resolve_options(given)
+    except (TypeError, ValueError) as error:
+        parser_error(str(error))
+    return given
+
+
+def run(args) -> int:
+    import torch
+
+    from ..data.catalog import num_modalities_of, observation_scheme
+
+    device = common.device(args.device)
+    checkpoint = args.out / "checkpoint.pt"
+    if args.resume and not checkpoint.is_file():
+        raise common.CommandError(f"--resume: no checkpoint at {checkpoint}; train without --resume first")
+    count = num_modalities_of(args.dataset, args.num_modalities)
+    args.scheme = args.scheme or ("alternate" if count == 2 else "random")
+    observation = observation_scheme(args.scheme, args.fraction, count)
+    data = common.dataset(args.dataset, "train", args.size, observation, num_modalities=args.num_modalities)
+    torch.manual_seed(args.seed)
+    vae = METHODS[args.method].for_dataset(data, args.z_dim, networks=network_options(args), **args.method_options)
+    vae = vae.to(device)
+    common.writable_dir(args.out)
+    if checkpoint.is_file() and not args.resume:
+        print(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
+    epochs = args.epochs if args.epochs is not None or args.steps is not None else 1
+    length = " and ".join(part for part in (f"{args.steps} steps" if args.steps else "",
+                                            f"{epochs} epoch(s)" if epochs else "") if part)
+    print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction}) "
+          f"for {length}" + (f", resuming from {checkpoint}" if args.resume else "")
+          + f"; checkpoint every {args.checkpoint_every} steps")
+    config = {key: getattr(args, key) for key in RUN_DEFINING}
+    try:
+        history = vae.fit(data, epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
+                          checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                          config={**config, "networks": network_options(args)})
+    except KeyboardInterrupt:
+        if not checkpoint.is_file():
+            raise common.CommandError("interrupted before the first checkpoint; nothing to resume") from None
+        raise common.CommandError(f"interrupted; {checkpoint} holds the last checkpoint, continue with the same "
+                                  "command and --resume") from None
+    for epoch, loss in enumerate(history, 1):
+        print(f"  epoch {epoch}: loss per sample {loss:.3f}")
+    vae.save(args.out / "model.pt")
+    saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+             if not k.startswith("option__") and k not in ("func", "method_options", "debug")}
+    common.write_json(args.out / "history.json", {"config": {**saved, "options": args.method_options,
+                                                             "networks": network_options(args)},
+                                                  "loss": history, "step_loss": vae.step_losses})
+    print(f"{len(vae.step_losses)} steps; saved {args.out / 'model.pt'}, {args.out / 'history.json'} and {checkpoint}")
+    return 0

@@ -1,0 +1,22 @@
+"""The seed papers' experiments, one command each: ``pyro-mm reproduce EXPERIMENT``.
+
+==================  =============================================================================
+experiment          what it reproduces
+==================  =============================================================================
+``meme-table``      MEME's Tables 1–3 on MNIST–SynDigits (:mod:`.meme_table`)
+``modality-sweep``  Daunhawer et al.'s generative-quality gap against the number of modalities
+                    on PolyMNIST (:mod:`.modality_sweep`)
+``beta-tradeoff``   coherence against generative quality as β moves, Translated-PolyMNIST
+                    (:mod:`.beta_tradeoff`)
+``linear-gaussian`` Theorem 1 of Daunhawer et al. in closed form (:mod:`.linear_gaussian`;
+                    ``pyro-mm demo`` is its alias)
+``captions``        MEME's image–caption experiment on captioned digits (:mod:`.captions`)
+==================  =============================================================================
+
+:func:`run_experiment` runs one (:func:`~pyro_mm.experiments.grid.run_grid`) and writes its table
+and figure.
+"""
+
+from .runner import EXPERIMENTS, run_experiment
+
+__all__ = ["EXPERIMENTS", "run_experiment"]

@@ -1,0 +1,70 @@
+"""Tables and figures over the records of a grid: a metric's mean ± sd over seeds, per method and
+setting."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from .grid import mean_sd
+
+__all__ = ["summarise", "markdown_table", "line_figure"]
+
+
+def summarise(records: Sequence[dict], metric: Callable[[dict], float], column: Callable[[dict], str]
+              ) -> Dict[str, Dict[str, Tuple[float, float, int]]]:
+    """method -> column -> (mean, sd, number of seeds) of ``metric(result)`` over the records."""
+    values: Dict[str, Dict[str, List[float]]] = OrderedDict()
+    for record in records:
+        method = record["config"]["method"]
+        values.setdefault(method, OrderedDict()).setdefault(column(record["config"]), []).append(
+            metric(record["result"]))
+    return {m: {c: (*mean_sd(v), len(v)) for c, v in cols.items()} for m, cols in values.items()}
+
+
+def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], digits: int = 3,
+                   first: str = "method") -> str:
+    """Rows: methods; columns: settings; cells ``mean ± sd`` (``mean`` alone for one seed)."""
+    columns: List[str] = []
+    for cols in summary.values():
+        columns += [c for c in cols if c not in columns]
+    lines = ["| " + " | ".join([first] + columns) + " |", "|---" + "|---:" * len(columns) + "|"]
+    for method, cols in summary.items():
+        cells = []
+        for c in columns:
+            if c not in cols:
+                cells.append("—")
+                continue
+            mean, sd, n = cols[c]
+            cells.append(f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if n > 1 else ""))
+        lines.append("| " + " | ".join([method] + cells) + " |")
+    return "\n".join(lines)
+
+
+def line_figure(panels: Sequence[Tuple[str, Dict[str, Dict[float, Tuple[float, float, int]]]]], xlabel: str,
+                path: Path, ylabel: str = "", title: str = "") -> Path:
+    """One panel per ``(title, method -> x -> (mean, sd, n))``, a line with error bars per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels):
+        for method, points in series.items():
+            xs = sorted(points)
+            ax.errorbar(xs, [points[x][0] for x in xs], yerr=[points[x][1] for x in xs], marker="o", capsize=3,
+                        label=method)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
