@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pyro
 import pyro.distributions as dist
+from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 
 from pyro_mm.batch import check_batch
-from pyro_mm.modality import Modality, apply_flat
+from pyro_mm.modality import Modality, apply_flat, check_scale, network_dtype
 
 __all__ = ["UnimodalGuide"]
 
@@ -24,7 +25,10 @@ class UnimodalGuide(PyroModule):
 
     def posterior(self, batch) -> dist.Distribution:
         check_batch(batch, (self.modality.name,), type(self).__name__)
+        self.modality.check_input(batch[self.modality.name], network_dtype(self.modality.encoder))
         loc, scale = apply_flat(self.encoder, batch[self.modality.name], self.modality.event_dim)
+        if is_validation_enabled():
+            check_scale(self.modality.name, scale)
         return dist.Normal(loc, scale).to_event(1)
 
     def forward(self, batch):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence, Tuple, Union
 
+import pyro.distributions as dist
 import torch
 from torch import nn
 
@@ -137,6 +138,15 @@ class MutualSupervisionModel(SharedLatentModel):
         for m in self.modalities:
             if m.name in data:
                 self._set_pseudo(m, torch.as_tensor(data[m.name]))
+
+    def generative_prior(self) -> dist.Distribution:
+        """The prior that unconditional samples draw z from: the learned pseudo-sample priors of
+        every modality, (1/M) Σ_m (1/N) Σ_i q_φ(z | u_i^m). MEME's objective never trains the
+        model's N(0, I), which its ``forward`` keeps only as the latent site's formal prior."""
+        locs, scales = zip(*(self.pseudo_experts(n) for n in self.names))  # each [N, D]
+        loc, scale = torch.cat(locs), torch.cat(scales)
+        components = dist.Categorical(logits=loc.new_zeros(loc.shape[0]))
+        return dist.MixtureSameFamily(components, dist.Normal(loc, scale).to_event(1))
 
     def pseudo_experts(self, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(loc, scale) [N, D]``: the encoder of ``name`` applied to its pseudo-samples."""

@@ -272,7 +272,8 @@ class MultimodalVAE(Objective):
             time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
             callback: Optional[Callable[[StepRecord], None]] = None, checkpoint=None,
             checkpoint_every: int = 0, resume: Union[bool, str, Path] = False,
-            config: Optional[dict] = None, steps: Optional[int] = None) -> List[float]:
+            config: Optional[dict] = None, steps: Optional[int] = None, lr_schedule: str = "constant",
+            warmup_steps: int = 0) -> List[float]:
         """Train with the method's objective (:class:`~pyro_mm.training.Trainer`); returns the mean
         loss per sample of every epoch (the loss of every step is in :attr:`step_losses`).
 
@@ -287,10 +288,13 @@ class MultimodalVAE(Objective):
         :param checkpoint: path of a training checkpoint, written every ``checkpoint_every`` steps
             and at the end; ``resume=True`` continues from it (a path: from that file) exactly.
         :param config: further settings a resumed run must repeat.
+        :param lr_schedule: ``"constant"`` or ``"cosine"`` (a half cosine to zero over ``steps``,
+            after ``warmup_steps`` of linear rise).
         """
         trainer = Trainer(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, time_budget=time_budget,
                           seed=seed, progress=progress, callbacks=[callback] if callback else (),
-                          checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, lr_schedule=lr_schedule,
+                          warmup_steps=warmup_steps)
         return trainer.fit(self, data, resume=resume, config=config)
 
     # --- what a file must agree on ------------------------------------------------------------------
@@ -313,18 +317,25 @@ class MultimodalVAE(Objective):
                                  f"this object's is {mine[key]!r}")
 
     # --- queries ------------------------------------------------------------------------------------
+    def _input(self, batch):
+        """A query's batch: checked to be one, restricted to the modelled modalities, on the
+        model's device and in its precision."""
+        if not isinstance(batch, MultimodalBatch):
+            raise TypeError(f"{type(self).__name__} queries take a pyro_mm.MultimodalBatch, got {type(batch).__name__}")
+        return self.to_model(self.training_data(batch))
+
     def encode(self, batch: MultimodalBatch) -> Dict[str, torch.Tensor]:
         """Posterior means ``[B, D]``: ``"joint"`` given everything observed and, with more than
         one modality, each modality's name: given that modality alone (NaN where it is missing);
         :func:`pyro_mm.queries.embed`."""
-        return embed(self.guide, self.training_data(batch))
+        return embed(self.guide, self._input(batch))
 
     def predict(self, batch: MultimodalBatch, given: Sequence[str], generate: Sequence[str],
                 z: str = "sample", likelihood: str = "mean") -> Dict[str, torch.Tensor]:
         """Condition on the modalities ``given`` and generate ``generate``
         (:func:`pyro_mm.queries.predict`: ``z`` drawn from the posterior or at its mean,
         ``likelihood`` sampled or at its point estimate)."""
-        return predict(self.model, self.guide, self.training_data(batch), given, generate, z=z, likelihood=likelihood)
+        return predict(self.model, self.guide, self._input(batch), given, generate, z=z, likelihood=likelihood)
 
     def generate(self, num_samples: int, likelihood: str = "mean") -> Dict[str, torch.Tensor]:
         """Unconditional samples: z from the model's prior and every modality
@@ -339,13 +350,13 @@ class MultimodalVAE(Objective):
 
         if step_losses is None and self.step_losses:
             step_losses = self.step_losses
-        return to_datatree(self, self.training_data(batch), num_samples, step_losses, seed)
+        return to_datatree(self, self._input(batch), num_samples, step_losses, seed)
 
     def log_likelihood(self, batch: MultimodalBatch, num_particles: int = 1000) -> Dict[str, torch.Tensor]:
         """Importance-sampled log p(X_o) per sample and its Pareto k̂."""
         from .metrics.likelihood import log_likelihood
 
-        return log_likelihood(self.model, self.guide, self.training_data(batch), num_particles)
+        return log_likelihood(self.model, self.guide, self._input(batch), num_particles)
 
     # --- persistence --------------------------------------------------------------------------------
     def save(self, path) -> Path:

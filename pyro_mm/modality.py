@@ -27,7 +27,28 @@ from torch import nn
 
 from .likelihoods import Likelihood, make_likelihood
 
-__all__ = ["Modality", "apply_flat", "check_modalities", "decode", "private_site"]
+__all__ = ["Modality", "apply_flat", "check_modalities", "decode", "private_site", "check_scale", "network_dtype"]
+
+
+def network_dtype(net: nn.Module) -> torch.dtype:
+    """The floating-point dtype a network works in (its first floating parameter's)."""
+    for p in net.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def check_scale(name: str, scale: torch.Tensor) -> None:
+    """Raise a clear error when an encoder's scale is not positive (e.g. it returned a
+    log-variance): on the CPU at once, elsewhere asynchronously (no host synchronisation)."""
+    message = (f"the encoder of modality {name!r} returned a scale with entries <= 0; an encoder returns "
+               "(loc, scale) with scale > 0 — not (mean, log-variance): e.g. scale = softplus(raw) + 1e-3 or "
+               "exp(0.5 * logvar)")
+    if scale.device.type == "cpu":
+        if not bool((scale > 0).all()):
+            raise ValueError(message)
+    else:
+        torch._assert_async((scale > 0).all(), message)
 
 
 def private_site(name: str) -> str:
@@ -108,6 +129,32 @@ class Modality:
     @property
     def event_dim(self) -> int:
         return len(self.event_shape)
+
+    def check_input(self, x: torch.Tensor, dtype: torch.dtype) -> None:
+        """Raise a clear error, before any network runs, when ``x`` cannot be a batch of this
+        modality for networks working in ``dtype``: its shape must be ``[batch, *event_shape]``
+        and its dtype ``dtype`` (real-valued likelihoods) or int64 (token ids)."""
+        if tuple(x.shape[1:]) != self.event_shape:
+            expected = ", ".join(map(str, self.event_shape))
+            hint = ""
+            if tuple(x.shape[-len(self.event_shape) + 1:]) == self.event_shape[1:] and x.dim() == len(self.event_shape):
+                hint = " (one dimension short: a channel or batch dimension is missing, e.g. x.unsqueeze(1))"
+            raise ValueError(f"modality {self.name!r}: expected a batch of shape [batch, {expected}], got "
+                             f"{list(x.shape)}{hint}")
+        if self.likelihood.data_kind == "long":
+            if x.dtype != torch.long:
+                raise TypeError(f"modality {self.name!r}: token ids must be int64, got {x.dtype}")
+            return
+        if x.dtype == torch.bool:
+            raise TypeError(f"modality {self.name!r}: bool data; its {type(self.likelihood).__name__} likelihood reads "
+                            f"floating-point data (x.to({dtype}))")
+        if not x.is_floating_point():
+            raise TypeError(f"modality {self.name!r}: integer data ({x.dtype}); its {type(self.likelihood).__name__} "
+                            "likelihood reads floating-point data (images stored as uint8 in [0, 255] are "
+                            f"x.to({dtype}) / 255)")
+        if x.dtype != dtype:
+            raise TypeError(f"modality {self.name!r}: {x.dtype} data for {dtype} networks; convert the batch "
+                            f"(batch.to({dtype})) or the networks (.to({x.dtype}))")
 
     def check_data(self, x: torch.Tensor, observed: torch.Tensor) -> None:
         """Raise a clear error when ``x`` is not a batch of this modality's observations."""

@@ -89,7 +89,9 @@ def predict(model, guide, batch: MultimodalBatch, given: Sequence[str], generate
 
 def sample_prior(model, num_samples: int, likelihood: str = "mean") -> Dict[str, torch.Tensor]:
     """``num_samples`` draws from the model's prior and every modality generated from them
-    (``likelihood`` as in :func:`predict`); the latent draws under the latent site's name."""
+    (``likelihood`` as in :func:`predict`); the latent draws under the latent site's name. A model
+    with a ``generative_prior()`` (MEME's learned pseudo-sample priors) draws z from it instead of
+    its latent site's prior."""
     _check("likelihood", likelihood, LIKELIHOOD_CHOICES)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"the number of samples must be a positive integer, got {num_samples!r}")
@@ -99,8 +101,11 @@ def sample_prior(model, num_samples: int, likelihood: str = "mean") -> Dict[str,
         dtype = torch.long if m.likelihood.data_kind == "long" else like.dtype
         data[m.name] = torch.zeros((num_samples,) + m.event_shape, dtype=dtype, device=like.device)
     dummy = MultimodalBatch(data)
+    run = model
     with torch.no_grad():
-        trace = poutine.trace(model).get_trace(dummy)
+        if hasattr(model, "generative_prior"):
+            run = poutine.condition(model, data={model.latent: model.generative_prior().sample((num_samples,))})
+        trace = poutine.trace(run).get_trace(dummy)
     out = {m.name: _read(trace.nodes[m.name]["fn"], likelihood) for m in model.modalities}
     out[model.latent] = trace.nodes[model.latent]["value"]
     return out

@@ -34,7 +34,10 @@ from .checkpoint import (TRAINING_FORMAT, VERSIONS, DirectoryLock, atomic_save, 
                          remove_stale_temporaries, restore_rng)
 from .protocols import DataInitialised
 
-__all__ = ["Objective", "Trainer", "StepRecord", "adam"]
+__all__ = ["Objective", "Trainer", "StepRecord", "adam", "LR_SCHEDULES"]
+
+#: the learning-rate schedules of :class:`Trainer`
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class Objective(nn.Module):
@@ -72,6 +75,14 @@ class Objective(nn.Module):
         """The data this objective trains on, given the caller's (default: the same)."""
         return data
 
+    def to_model(self, batch: MultimodalBatch) -> MultimodalBatch:
+        """``batch`` on the module's device, its floating-point data in the module's precision
+        (integer and bool data stay as they are, for the guide's input check to name)."""
+        device, dtype = _device(self), _dtype(self)
+        if batch.device == device and all(not t.is_floating_point() or t.dtype == dtype for t in batch.data.values()):
+            return batch
+        return batch.to(device=device, dtype=dtype)
+
     def initialise(self, data) -> None:
         """Before the first step: every :class:`~pyro_mm.protocols.DataInitialised` submodule sets
         itself from a batch of the training data, once (the first ``initialisation_size`` samples
@@ -80,7 +91,7 @@ class Objective(nn.Module):
             if module is not self and isinstance(module, DataInitialised) and not module.initialised:
                 size = getattr(module, "initialisation_size", 512)
                 first = next(iter(batches(data, size, torch.Generator().manual_seed(0))))
-                module.initialise(first.to(_device(self)))
+                module.initialise(self.to_model(first))
 
     def description(self) -> Dict:
         """What must agree between this object and a checkpoint it resumes (default: the class)."""
@@ -99,6 +110,13 @@ def _device(module: nn.Module) -> torch.device:
     for tensor in itertools.chain(module.parameters(), module.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -175,7 +193,12 @@ class Trainer:
     :param int epochs: passes over the data (with ``steps``: at most this many).
     :param int steps: stop after this many steps in all (counting those of a resumed run).
     :param int batch_size: samples per step (data sets and ``MultimodalBatch`` es).
-    :param float lr: Adam's learning rate.
+    :param float lr: Adam's learning rate (its peak, with a schedule).
+    :param str lr_schedule: ``"constant"`` (default) or ``"cosine"``: after ``warmup_steps`` of
+        linear rise, the rate falls along a half cosine to zero at the last of ``steps`` steps
+        (which it needs). The rate of a step is a function of the step's number, so a resumed run
+        follows the same schedule exactly.
+    :param int warmup_steps: steps of linear rise from ``lr / warmup_steps`` (cosine only).
     :param time_budget: stop after this many seconds of this call (checked after every step).
     :param int seed: seed of the data order (the caller seeds the weights and the sampling).
     :param bool progress: show a progress bar.
@@ -190,7 +213,8 @@ class Trainer:
 
     def __init__(self, epochs: Optional[int] = 1, steps: Optional[int] = None, batch_size: int = 128,
                  lr: float = 1e-3, time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
-                 callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None, checkpoint_every: int = 0):
+                 callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None, checkpoint_every: int = 0,
+                 lr_schedule: str = "constant", warmup_steps: int = 0):
         self.epochs = _positive_int("epochs", epochs, allow_none=steps is not None)
         self.steps = _positive_int("steps", steps, allow_none=True)
         self.batch_size = _positive_int("batch_size", batch_size)
@@ -205,6 +229,13 @@ class Trainer:
             raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
         if checkpoint_every and checkpoint is None:
             raise ValueError("checkpoint_every needs a checkpoint path")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        if lr_schedule == "cosine" and steps is None:
+            raise ValueError("lr_schedule='cosine' needs the number of steps (steps=...)")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+        self.lr_schedule, self.warmup_steps = lr_schedule, warmup_steps
         self.lr, self.time_budget, self.seed, self.progress = float(lr), time_budget, seed, progress
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -212,8 +243,19 @@ class Trainer:
 
     def settings(self, data, config: Optional[dict]) -> dict:
         """What a resumed run must repeat: the caller's ``config``, batch size, lr, seed, data."""
-        return {**(config or {}), "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
+        schedule = {} if self.lr_schedule == "constant" else {"lr_schedule": self.lr_schedule, "steps": self.steps,
+                                                              "warmup_steps": self.warmup_steps}
+        return {**(config or {}), "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, **schedule,
                 **_data_settings(data)}
+
+    def rate(self, step: int) -> float:
+        """The learning rate of step ``step`` (counted from 0)."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(self.steps - self.warmup_steps, 1)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step - self.warmup_steps, span) / span))
 
     def fit(self, objective: Objective, data, resume: Union[bool, str, Path] = False,
             config: Optional[dict] = None) -> List[float]:
@@ -227,8 +269,8 @@ class Trainer:
             (e.g. the data set's name and observation scheme, as ``pyro-mm train`` passes).
         """
         data = objective.training_data(data)
-        if _masks(data) is not None and len(data) == 0:
-            raise ValueError("the training data hold no sample")
+        if (_masks(data) is not None or hasattr(data, "__len__")) and len(data) == 0:
+            raise ValueError("the training data hold no sample (an empty data set, batch or list of batches)")
         source = self.checkpoint if resume is True else (Path(resume) if resume else None)
         if resume is True and self.checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path")
@@ -265,7 +307,6 @@ class Trainer:
             restore_rng(state["rng"])
             position = state["position"]
         epoch_start = generator.get_state()  # the data order of position's epoch is drawn from it
-        device = _device(objective)
         per_epoch = batches_per_epoch(data, self.batch_size)
         done_before = len(objective.step_losses)
 
@@ -296,9 +337,12 @@ class Trainer:
                 for batch_index, batch in enumerate(batches(data, self.batch_size, generator, position["skip"]),
                                                     position["skip"]):
                     between_steps = False
-                    batch = batch.to(device)
+                    batch = objective.to_model(batch)
                     if len(batch) == 0:
                         raise ValueError(f"batch {batch_index + 1} of epoch {position['epoch']} holds no sample")
+                    if self.lr_schedule != "constant":
+                        for group in optim.param_groups:
+                            group["lr"] = self.rate(len(objective.step_losses))
                     optim.zero_grad()
                     loss = objective(batch)
                     loss.backward()
@@ -337,6 +381,8 @@ class Trainer:
                     if stop or position["skip"] == 0:  # done, or the epoch ended (the next one reshuffles)
                         break
                 else:  # an iterable of batches ran out: its epoch ended
+                    if position["skip"] == 0:
+                        raise ValueError(f"the training data yielded no batch in epoch {position['epoch']}")
                     between_steps = False
                     end_epoch()
                     between_steps = True

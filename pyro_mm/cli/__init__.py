@@ -15,6 +15,7 @@ exit status 2 for a usage error, 1 otherwise; ``--debug`` shows the traceback in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -66,6 +67,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "train":
         args.method_options = train.method_options(args, lambda message: parser.error(f"train: {message}"))
+    quiet = getattr(args, "no_progress", False)
+    before = os.environ.get("PYRO_MM_PROGRESS")
+    if quiet:  # the data sets' builds too
+        os.environ["PYRO_MM_PROGRESS"] = "0"
     try:
         return args.func(args)
     except USER_ERRORS as error:
@@ -79,6 +84,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print("pyro-mm: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if quiet:
+            if before is None:
+                os.environ.pop("PYRO_MM_PROGRESS", None)
+            else:
+                os.environ["PYRO_MM_PROGRESS"] = before
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ def add_parser(sub):
                       help="only this many base images (default: the whole split)")
     data.add_argument("--out", type=Path, default=Path("preview.png"), metavar="FILE.png",
                       help="(preview) image file (default preview.png)")
+    data.add_argument("--no-progress", action="store_true", help="hide the progress bars of the builds")
     return data
 
 

@@ -173,6 +173,7 @@ def run(args) -> int:
     checkpoint = args.out / "checkpoint.pt"
     if args.resume and not checkpoint.is_file():
         raise common.CommandError(f"--resume: no checkpoint at {checkpoint}; train without --resume first")
+    common.writable_dir(args.out)
     count = num_modalities_of(args.dataset, args.num_modalities)
     args.scheme = args.scheme or ("alternate" if count == 2 else "random")
     observation = observation_scheme(args.scheme, args.fraction, count)
@@ -180,7 +181,6 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     vae = METHODS[args.method].for_dataset(data, args.z_dim, networks=network_options(args), **args.method_options)
     vae = vae.to(device)
-    common.writable_dir(args.out)
     if checkpoint.is_file() and not args.resume:
         print(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
     epochs = args.epochs if args.epochs is not None or args.steps is not None else 1

@@ -1,8 +1,10 @@
 """The common base of every data set: in-memory tensors handed out as multimodal items.
 
-A :class:`MultimodalDataset` holds, per modality, a *store* of ``uint8`` samples
-``[K, *event_shape]`` and a row index ``[N]`` into that store (so a modality shared by several
-tuples, like the MNIST side of MNIST-SynDigits, is kept once). Item ``i`` is
+A :class:`MultimodalDataset` holds, per modality, a *store* of samples ``[K, *event_shape]`` and a
+row index ``[N]`` into that store (so a modality shared by several tuples, like the MNIST side of
+MNIST-SynDigits, is kept once). An image store is ``uint8`` in ``[0, 255]`` (read as the value /
+255), ``bool`` or floating point in ``[0, 1]`` (read as it is); anything else is refused when the
+data set is made. Item ``i`` is
 
 ``{"data": {name: tensor}, "mask": bool [M], "label": int}``
 
@@ -15,6 +17,7 @@ leaves the data set.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -24,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from pyro_mm.batch import MultimodalBatch, collate_multimodal
 
 __all__ = [
+    "show_progress",
     "LIKELIHOODS",
     "SPLITS",
     "MultimodalDataset",
@@ -34,6 +38,12 @@ __all__ = [
 ]
 
 LIKELIHOODS = ("bernoulli", "categorical")
+
+
+def show_progress() -> bool:
+    """Whether data set builds show progress bars: yes unless ``PYRO_MM_PROGRESS=0`` (``pyro-mm
+    --no-progress`` sets it)."""
+    return os.environ.get("PYRO_MM_PROGRESS", "1") != "0"
 SPLITS = ("train", "test")
 
 
@@ -99,6 +109,7 @@ class MultimodalDataset(Dataset):
                     f"modality {name!r}: unknown likelihood {likelihoods[name]!r}; "
                     f"choose one of {list(LIKELIHOODS)}"
                 )
+            _check_store(name, self._stores[name], likelihoods[name])
             index = rows.get(name)
             index = torch.arange(n) if index is None else torch.as_tensor(index, dtype=torch.long)
             if index.shape != (n,) or (n and int(index.max()) >= len(self._stores[name])):
@@ -159,7 +170,7 @@ class MultimodalDataset(Dataset):
         """Samples ``index`` of modality ``name`` as the model sees them (ignores the mask)."""
         x = self._stores[name][self._rows[name][index]]
         if self.likelihoods[name] == "bernoulli":
-            return x.to(torch.float32).div_(255.0)
+            return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32)
         return x.to(torch.long)
 
     def __getitem__(self, i: int) -> dict:
@@ -193,6 +204,24 @@ class MultimodalDataset(Dataset):
         observed = self.masks.float().mean(0).tolist()
         frac = ", ".join(f"{n}: {f:.2f}" for n, f in zip(self.names, observed))
         return f"{type(self).__name__}(n={len(self)}; {shapes}; observed fraction {frac})"
+
+
+def _check_store(name: str, store: torch.Tensor, likelihood: str) -> None:
+    """Refuse a store whose values the modality's likelihood cannot read, naming what is wrong."""
+    if likelihood == "categorical":
+        if store.is_floating_point() or store.dtype == torch.bool:
+            raise TypeError(f"modality {name!r}: token ids must be integers, got {store.dtype}")
+        return
+    if store.dtype in (torch.uint8, torch.bool):
+        return
+    if not store.is_floating_point():
+        raise TypeError(f"modality {name!r}: images must be uint8 in [0, 255], bool, or floating point in [0, 1]; "
+                        f"got {store.dtype}")
+    if store.numel():
+        low, high = torch.aminmax(store)
+        if not (bool(low >= 0) and bool(high <= 1)):
+            raise ValueError(f"modality {name!r}: floating-point images must lie in [0, 1], got values in "
+                             f"[{float(low):.4g}, {float(high):.4g}] (uint8 images in [0, 255] are read as x / 255)")
 
 
 def to_tensors(arrays: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:

@@ -7,7 +7,9 @@ half-written file under the final name. On load the checksum is recomputed; a mi
 or corrupt file is reported with a warning and rebuilt, never used.
 
 The cache directory is, in order of precedence, the ``root`` argument, the environment variable
-``PYRO_MM_DATA_DIR``, or ``~/.cache/pyro_mm``.
+``PYRO_MM_DATA_DIR``, or ``~/.cache/pyro_mm``. A cache directory that cannot be created, or a
+directory where a cache file belongs, is a :class:`CacheError` naming the path; a cache that
+cannot be written (read-only) is a warning: the data set is built in memory and used.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable, Dict, Mapping, Optional, Union
 import numpy as np
 
 __all__ = [
+    "CacheError",
     "data_dir",
     "sha256_file",
     "atomic_write_bytes",
@@ -36,12 +39,28 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 
+class CacheError(OSError):
+    """The data cache cannot be used as it is (the message names the path and the remedy)."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else "data cache error"
+
+
 def data_dir(root: Optional[PathLike] = None) -> Path:
     """The cache directory: ``root``, else ``$PYRO_MM_DATA_DIR``, else ``~/.cache/pyro_mm``."""
+    source = "the root argument" if root is not None else (
+        "$PYRO_MM_DATA_DIR" if os.environ.get("PYRO_MM_DATA_DIR") else "the default ~/.cache/pyro_mm")
     if root is None:
         root = os.environ.get("PYRO_MM_DATA_DIR") or Path.home() / ".cache" / "pyro_mm"
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CacheError(f"the data cache {path} ({source}) is a file, not a directory; set PYRO_MM_DATA_DIR to a "
+                         "directory") from None
+    except OSError as error:
+        raise CacheError(f"the data cache {path} ({source}) cannot be created ({error.strerror or error}); set "
+                         "PYRO_MM_DATA_DIR to a writable directory") from None
     return path
 
 
@@ -101,6 +120,8 @@ def load_arrays(path: PathLike) -> Optional[Dict[str, np.ndarray]]:
     back, gives a warning naming the problem and ``None`` (the caller rebuilds it).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CacheError(f"the cache file {path} is a directory; remove it and the data set is rebuilt")
     if not path.exists():
         return None
     check = _checksum_path(path)
@@ -129,5 +150,9 @@ def cached_arrays(
     arrays = load_arrays(path)
     if arrays is None:
         arrays = build()
-        save_arrays(path, arrays)
+        try:
+            save_arrays(path, arrays)
+        except OSError as error:
+            warnings.warn(f"could not write the data cache {path} ({error.strerror or error}); the data set was built "
+                          "in memory and will be built again next time (set PYRO_MM_DATA_DIR to a writable directory)")
     return arrays

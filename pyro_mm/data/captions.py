@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, to_tensors
+from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
 from pyro_mm.data.mnist import mnist_split
 
@@ -231,7 +231,7 @@ def build_captioned(
     bg = np.array([BACKGROUNDS[PAIRS[p][1]] for p in pair], dtype=np.float32)
     text = np.zeros((size, SEQ_LEN), dtype=np.uint8)
     digits = labels[chosen].astype(np.int64)
-    for i in tqdm(range(size), desc=desc, unit="caption", leave=False):
+    for i in tqdm(range(size), desc=desc, unit="caption", leave=False, disable=not show_progress()):
         caption = make_caption(
             int(digits[i]), THICKNESS[thick[i]], SLANT[slant[i]], *PAIRS[pair[i]], rng
         )

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, to_tensors
+from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
 from pyro_mm.data.mnist import mnist_split
 
@@ -173,7 +173,7 @@ def build_polymnist(
     index = np.empty((size, m), dtype=np.int64)
     crop_offsets = np.empty((size, m, 2), dtype=np.int64)
     digit_offsets = np.empty((size, m, 2), dtype=np.int64)
-    with tqdm(total=size * m, desc=desc, unit="img", leave=False) as bar:
+    with tqdm(total=size * m, desc=desc, unit="img", leave=False, disable=not show_progress()) as bar:
         for j, name in enumerate(backgrounds):
             background = load_background(name)
             index[:, j] = _same_class_indices(labels, tuple_labels, index[:, :j], rng)

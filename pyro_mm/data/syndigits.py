@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, to_tensors
+from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
 from pyro_mm.data.fonts import GLYPH_SIZE, glyph_pool, usable_fonts
 from pyro_mm.data.mnist import mnist_split
@@ -172,7 +172,7 @@ def render_syndigits(
     n = len(labels)
     images = np.empty((n, 3, SIDE, SIDE), dtype=np.uint8)
     font = np.empty(n, dtype=np.int64)
-    with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
+    with tqdm(total=n, desc=desc, unit="img", leave=False, disable=not show_progress()) as bar:
         for start in range(0, n, CHUNK):
             part = slice(start, min(start + CHUNK, n))
             out = _render_chunk(labels[part], glyphs_t, advances, ink, textures, rng)
