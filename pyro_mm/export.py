@@ -41,11 +41,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import xarray as xr
-from arviz_base import from_dict
 from pyro import poutine
 
 from .batch import MultimodalBatch, check_batch
+from .extras import require
+
+xr = require("xarray", "arviz", "the ArviZ export")
+from_dict = require("arviz_base", "arviz", "the ArviZ export").from_dict
 
 __all__ = ["to_datatree", "save_datatree", "load_datatree"]
 

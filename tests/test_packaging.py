@@ -3,6 +3,7 @@
 import ast
 import configparser
 import importlib
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,41 @@ def test_the_layering_check_reads_relative_imports(tmp_path):
     assert "pyro_mm.models.SharedLatentModel" in set(_imports(fake, "pyro_mm.infer"))
 
 
+def test_the_core_works_without_any_extra_and_a_missing_one_is_named():
+    """With the extras' packages hidden, the core imports and trains; what needs an extra says
+    which ``pip install`` brings it."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import sys
+        for name in ("skimage", "matplotlib", "PIL", "arviz_base", "arviz_stats", "xarray", "h5netcdf", "lightning",
+                     "tensorboard"):
+            sys.modules[name] = None
+        import torch
+        import pyro_mm.api, pyro_mm.cli, pyro_mm.data, pyro_mm.experiments, pyro_mm.monitor, pyro_mm.training
+        from pyro_mm.api import MVAE, MultimodalBatch, Modality
+        from pyro_mm.nets import MLPDecoder, MLPEncoder
+        mods = [Modality(n, (4,), MLPEncoder((4,), 2), MLPDecoder(2, (4,)), "bernoulli") for n in ("a", "b")]
+        vae = MVAE(mods, 2)
+        vae.fit(MultimodalBatch({"a": torch.rand(8, 4), "b": torch.rand(8, 4)}), epochs=1, batch_size=4, progress=False)
+        for build in (lambda: pyro_mm.data.PolyMNIST("test", size=2), lambda: __import__("pyro_mm.export"),
+                      lambda: __import__("pyro_mm.lightning"), lambda: __import__("pyro_mm.metrics.plots")):
+            try:
+                build()
+            except ImportError as error:
+                print("named:", error)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 4 and all("pip install" in line for line in lines), lines
+    assert "'.[data]'" in lines[0] and "'.[arviz]'" in lines[1] and "lightning" in lines[2] and "'.[metrics]'" in lines[3]
+
+
 def test_torchvision_is_only_an_optional_extra():
     cfg = _config()
     assert "torchvision" not in cfg["options"]["install_requires"]
     assert "torchvision" in cfg["options.extras_require"]["vision"]
+    core = {line.split(">")[0].split("=")[0].strip() for line in cfg["options"]["install_requires"].split() if line}
+    assert core == {"torch", "pyro-ppl", "numpy", "tqdm"}

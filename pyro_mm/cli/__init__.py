@@ -25,7 +25,8 @@ from . import common, data, evaluate, main_job, reproduce, sample, train
 __all__ = ["main", "build_parser"]
 
 #: what a command may raise that the user, not the library, has to fix: one line, exit status 1
-USER_ERRORS = (common.CommandError, ValueError, TypeError, KeyError, OSError, FloatingPointError, RuntimeError)
+USER_ERRORS = (common.CommandError, ValueError, TypeError, KeyError, OSError, ImportError, FloatingPointError,
+               RuntimeError)
 
 
 def build_parser() -> argparse.ArgumentParser:

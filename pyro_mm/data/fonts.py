@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import Tuple
 
-import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+
+from pyro_mm.extras import require
 
 __all__ = ["GLYPH_SIZE", "font_files", "usable_fonts", "glyph_pool"]
 
@@ -31,10 +31,15 @@ MIN_RECOGNISED = 7
 _TEMPLATE = 20
 
 
+def _pil():
+    """Pillow's ``Image``, ``ImageDraw`` and ``ImageFont`` (the data extra)."""
+    return tuple(require(f"PIL.{name}", "data", "SynDigits' fonts") for name in ("Image", "ImageDraw", "ImageFont"))
+
+
 def font_files() -> Tuple[Path, ...]:
     """Every ``.ttf`` file in matplotlib's font directory and the OS font directories."""
     dirs = [
-        Path(matplotlib.get_data_path()) / "fonts" / "ttf",
+        Path(require("matplotlib", "data", "SynDigits' fonts").get_data_path()) / "fonts" / "ttf",
         Path("/usr/share/fonts"),
         Path("/usr/local/share/fonts"),
         Path.home() / ".fonts",
@@ -49,6 +54,7 @@ def font_files() -> Tuple[Path, ...]:
 
 def _render(path: Path) -> np.ndarray:
     """Digits 0..9 of ``path`` as ``float32`` coverage ``[10, 64, 64]`` centred on their box."""
+    Image, ImageDraw, ImageFont = _pil()
     font = ImageFont.truetype(str(path), FONT_PX)
     out = np.zeros((10, GLYPH_SIZE, GLYPH_SIZE), dtype=np.float32)
     for d in range(10):
@@ -62,6 +68,7 @@ def _render(path: Path) -> np.ndarray:
 
 def _templates(glyphs: np.ndarray) -> np.ndarray:
     """Unit-norm, zero-mean ``20x20`` resamplings of each glyph's ink box (``None`` if empty)."""
+    Image = _pil()[0]
     out = []
     for g in glyphs:
         ys, xs = np.nonzero(g > 0.2)
@@ -108,7 +115,7 @@ def glyph_pool() -> Tuple[np.ndarray, np.ndarray, Tuple[str, ...]]:
     of a digit ('0') in pixels of that canvas, ``names`` the font file names.
     """
     fonts = usable_fonts()
-    advances = [ImageFont.truetype(str(f), FONT_PX).getlength("0") for f in fonts]
+    advances = [_pil()[2].truetype(str(f), FONT_PX).getlength("0") for f in fonts]
     return (
         np.stack([_render(f) for f in fonts]),
         np.asarray(advances, dtype=np.float32),

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
-import skimage.data
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -29,11 +28,17 @@ from tqdm.auto import tqdm
 from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
 from pyro_mm.data.mnist import mnist_split
+from pyro_mm.extras import require
 
 __all__ = ["BACKGROUNDS", "load_background", "PolyMNIST", "TranslatedPolyMNIST"]
 
 VERSION = 1
 CHUNK = 10000
+
+
+def _sample(name: str) -> np.ndarray:
+    """scikit-image's sample photograph ``name`` (shipped inside the package)."""
+    return getattr(require("skimage.data", "data", "PolyMNIST's backgrounds"), name)()
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -42,19 +47,19 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 #: Background name -> loader of an ``[H, W, 3]`` ``uint8`` photograph (offline sample data).
 BACKGROUNDS: Dict[str, Callable[[], np.ndarray]] = {
-    "astronaut": skimage.data.astronaut,
-    "chelsea": skimage.data.chelsea,
-    "coffee": skimage.data.coffee,
-    "rocket": skimage.data.rocket,
-    "hubble_deep_field": skimage.data.hubble_deep_field,
-    "immunohistochemistry": skimage.data.immunohistochemistry,
-    "retina": lambda: skimage.data.retina()[300:1100, 300:1100],  # inside the black rim
-    "motorcycle": lambda: skimage.data.stereo_motorcycle()[0],
-    "brick": lambda: _grey(skimage.data.brick()),
-    "grass": lambda: _grey(skimage.data.grass()),
-    "gravel": lambda: _grey(skimage.data.gravel()),
-    "camera": lambda: _grey(skimage.data.camera()),
-    "moon": lambda: _grey(skimage.data.moon()),
+    "astronaut": lambda: _sample("astronaut"),
+    "chelsea": lambda: _sample("chelsea"),
+    "coffee": lambda: _sample("coffee"),
+    "rocket": lambda: _sample("rocket"),
+    "hubble_deep_field": lambda: _sample("hubble_deep_field"),
+    "immunohistochemistry": lambda: _sample("immunohistochemistry"),
+    "retina": lambda: _sample("retina")[300:1100, 300:1100],  # inside the black rim
+    "motorcycle": lambda: _sample("stereo_motorcycle")[0],
+    "brick": lambda: _grey(_sample("brick")),
+    "grass": lambda: _grey(_sample("grass")),
+    "gravel": lambda: _grey(_sample("gravel")),
+    "camera": lambda: _grey(_sample("camera")),
+    "moon": lambda: _grey(_sample("moon")),
 }
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from pyro_mm.extras import require
 
 __all__ = ["preview"]
 
@@ -26,6 +26,10 @@ def preview(dataset, path, n: int = 8, indices: Optional[Sequence[int]] = None) 
     indices = list(range(min(n, len(dataset)))) if indices is None else list(indices)
     if not indices:
         raise ValueError("preview needs at least one sample")
+    require("matplotlib", "data", "the data previews")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     names = dataset.names
     widths = [3.2 if dataset.likelihoods[m] == "categorical" else 1.0 for m in names]
     fig = Figure(figsize=(sum(widths) * 1.3 + 0.4, len(indices) * 1.3 + 0.4), dpi=100)

@@ -21,16 +21,15 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import numpy as np
-import skimage.data
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
 
 from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
 from pyro_mm.data.fonts import GLYPH_SIZE, glyph_pool, usable_fonts
 from pyro_mm.data.mnist import mnist_split
+from pyro_mm.extras import require
 
 __all__ = ["SIDE", "texture_pool", "render_syndigits", "MNISTSynDigits"]
 
@@ -45,9 +44,11 @@ _TEXTURES = (
 
 def texture_pool() -> np.ndarray:
     """Grey texture photographs from scikit-image, ``float32`` ``[T, 256, 256]`` in ``[0, 1]``."""
+    samples = require("skimage.data", "data", "SynDigits' textures")
+    Image = require("PIL.Image", "data", "SynDigits' textures")
     out = []
     for name in _TEXTURES:
-        img = getattr(skimage.data, name)()
+        img = getattr(samples, name)()
         if img.ndim == 3:
             img = np.asarray(Image.fromarray(img).convert("L"))
         img = Image.fromarray(img).resize((TEXTURE_SIDE, TEXTURE_SIDE), Image.BILINEAR)

@@ -12,14 +12,18 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from pyro_mm.extras import require
+
+require("matplotlib", "metrics", "pyro_mm's figures")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from pyro_mm.metrics.coherence import CoherenceResult
 from pyro_mm.metrics.relatedness import histogram_data
 
-__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid", "training_curve",
-           "latent_view", "principal_plane"]
+__all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid", "cross_generation_figure",
+           "training_curve", "latent_view", "principal_plane"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -101,7 +105,14 @@ def _as_image(x) -> np.ndarray:
 def cross_generation_grid(inputs: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
                           path: PathLike, title: str = "Cross generation") -> Path:
     """One row per sample: its real image modalities, then every cross-generated image
-    (``generated``: ``"given->target" -> [n, C, H, W]``). Non-image modalities are left out."""
+    (``generated``: ``"given->target" -> [n, C, H, W]``), saved as a PNG. Non-image modalities are
+    left out."""
+    return _save(cross_generation_figure(inputs, generated, title), path)
+
+
+def cross_generation_figure(inputs: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
+                            title: str = "Cross generation") -> Figure:
+    """The figure of :func:`cross_generation_grid`."""
     columns = [(f"real {n}", np.asarray(v)) for n, v in inputs.items() if np.asarray(v).ndim == 4]
     columns += [(k, np.asarray(v)) for k, v in generated.items() if np.asarray(v).ndim == 4]
     if not columns:
@@ -117,7 +128,7 @@ def cross_generation_grid(inputs: Mapping[str, np.ndarray], generated: Mapping[s
             if r == 0:
                 ax.set_title(name, fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return fig
 
 
 def training_curve(losses: Sequence[float], path: PathLike, window: int = 50,
