@@ -165,11 +165,19 @@ class MultimodalBatch:
         """The same data under another observation mask (entries it hides become zeros)."""
         return MultimodalBatch(self.data, mask, self.labels, self.names)
 
+    @classmethod
+    def _checked_already(cls, data: Dict[str, torch.Tensor], mask: torch.Tensor, labels, names) -> "MultimodalBatch":
+        """A batch from the tensors of one that was checked (moved or converted): the checks are
+        not repeated, so moving a batch to a device reads nothing back from it."""
+        batch = cls.__new__(cls)
+        batch.names, batch.data, batch.mask, batch.labels = tuple(names), dict(data), mask, labels
+        return batch
+
     def to(self, *args, **kwargs) -> "MultimodalBatch":
         """Move every tensor (data, mask, labels) like :meth:`torch.Tensor.to`.
 
         A dtype argument converts only floating-point modalities; masks and integer data keep
-        their dtype.
+        their dtype. The checks of the constructor are not repeated (no host synchronisation).
         """
         def move(t: torch.Tensor) -> torch.Tensor:
             if t.is_floating_point():
@@ -178,18 +186,12 @@ class MultimodalBatch:
             return moved if moved.dtype == t.dtype else t.to(device=moved.device)
 
         labels = None if self.labels is None else move(self.labels)
-        return MultimodalBatch(
-            {n: move(t) for n, t in self.data.items()}, move(self.mask), labels, self.names
-        )
+        return self._checked_already({n: move(t) for n, t in self.data.items()}, move(self.mask), labels, self.names)
 
     def pin_memory(self) -> "MultimodalBatch":
         labels = None if self.labels is None else self.labels.pin_memory()
-        return MultimodalBatch(
-            {n: t.pin_memory() for n, t in self.data.items()},
-            self.mask.pin_memory(),
-            labels,
-            self.names,
-        )
+        return self._checked_already({n: t.pin_memory() for n, t in self.data.items()}, self.mask.pin_memory(),
+                                     labels, self.names)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{n}: {tuple(t.shape)}" for n, t in self.data.items())

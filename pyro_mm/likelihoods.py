@@ -66,8 +66,7 @@ class IndependentBernoulli(dist.Independent):
     the value of the element-wise ``Bernoulli.log_prob`` summed (to float rounding). Logits of
     many particles ``[K, B, *event]`` meet data ``[B, *event]`` by broadcasting inside one product:
     nothing of the data's size is copied per particle, where BCE-with-logits materialises the
-    broadcast data and passes over every pixel about six times (measured for 50 particles of
-    1 000 samples of 128 pixels: 4× faster; for one particle as fast, forward and backward)."""
+    broadcast data and passes over every pixel several times."""
 
     def log_prob(self, value):
         logits = self.base_dist.logits
@@ -97,13 +96,17 @@ class Bernoulli(Likelihood):
         super().check_data(name, x, observed)
         if x.numel() == 0:
             return
+        message = f"modality {name!r}: Bernoulli data must lie in [0, 1]"
         low, high = torch.aminmax(x)  # one pass, no full-size temporaries: the usual case
+        if x.device.type != "cpu":  # checked on the device, without reading back (missing entries are zeros)
+            torch._assert_async((low >= 0) & (high <= 1), message)
+            return
         if bool((low >= 0) & (high <= 1)):
             return
         shape = (-1,) + (1,) * (x.dim() - 1)
         outside = ((x < 0) | (x > 1)) & observed.reshape(shape)
         if outside.any():
-            raise ValueError(f"modality {name!r}: Bernoulli data must lie in [0, 1]")
+            raise ValueError(message)
 
 
 class _LocationScale(Likelihood):
@@ -174,6 +177,9 @@ class Categorical(Likelihood):
             raise TypeError(f"modality {name!r}: Categorical data must be int64 token ids, got {x.dtype}")
         shape = (-1,) + (1,) * (x.dim() - 1)
         outside = ((x < 0) | (x >= self.vocab_size)) & observed.reshape(shape)
+        if x.device.type != "cpu":
+            torch._assert_async(~outside.any(), f"modality {name!r}: token ids must lie in [0, {self.vocab_size})")
+            return
         if outside.any():
             raise ValueError(
                 f"modality {name!r}: token ids must lie in [0, {self.vocab_size}), "

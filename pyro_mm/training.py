@@ -21,7 +21,6 @@ import itertools
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -30,8 +29,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batch import MultimodalBatch
-from .checkpoint import (TRAINING_FORMAT, VERSIONS, DirectoryLock, atomic_save, capture_rng, read_payload,
-                         remove_stale_temporaries, restore_rng)
+from .checkpoint import (
+    TRAINING_FORMAT,
+    VERSIONS,
+    DirectoryLock,
+    atomic_save,
+    capture_rng,
+    read_payload,
+    remove_stale_temporaries,
+    restore_rng,
+)
 from .protocols import DataInitialised
 
 __all__ = ["Objective", "Trainer", "StepRecord", "adam", "LR_SCHEDULES"]
@@ -166,17 +173,26 @@ def _data_settings(data) -> dict:
 
 
 # --- the loop -----------------------------------------------------------------------------------------
-@dataclass
 class StepRecord:
-    """What a callback learns after every training step."""
+    """What a callback learns after every training step.
 
-    step: int  #: steps taken so far in all (1 after the first)
-    epoch: int  #: the epoch of this step (from 1)
-    batch: int  #: the batch of this step within its epoch (from 1)
-    loss: float  #: the step's loss per sample
-    seconds: float  #: training time since this call of ``fit`` began
-    batch_size: int  #: samples in the step's batch
-    objective: Objective  #: the module being trained
+    :ivar int step: steps taken so far in all (1 after the first).
+    :ivar int epoch: the epoch of this step (from 1).
+    :ivar int batch: the batch of this step within its epoch (from 1).
+    :ivar float seconds: training time since this call of ``fit`` began.
+    :ivar int batch_size: samples in the step's batch.
+    :ivar objective: the module being trained.
+    """
+
+    def __init__(self, step: int, epoch: int, batch: int, loss, seconds: float, batch_size: int, objective):
+        self.step, self.epoch, self.batch, self.seconds = step, epoch, batch, seconds
+        self.batch_size, self.objective = batch_size, objective
+        self._loss = loss
+
+    @property
+    def loss(self) -> float:
+        """The step's loss per sample (on a GPU, reading it waits for the step to finish)."""
+        return float(self._loss)
 
 
 def _positive_int(name: str, value, allow_none: bool = False):
@@ -187,8 +203,34 @@ def _positive_int(name: str, value, allow_none: bool = False):
     return value
 
 
+def _not_finite(value, step: int, position: dict, batch_index: int) -> str:
+    return (f"the loss is {value} at step {step} (epoch {position['epoch']}, batch {batch_index + 1}); this step "
+            "updated no parameter and wrote no checkpoint; lower the learning rate or check the data")
+
+
+def _read_back(objective: Objective, position: dict) -> None:
+    """Turn the losses a GPU run kept on the device into numbers, at once; a non-finite one is a
+    ``FloatingPointError`` naming its step (whose update the fused optimiser skipped)."""
+    pending = [i for i, v in enumerate(objective.step_losses) if torch.is_tensor(v)]
+    if pending:
+        values = torch.stack([objective.step_losses[i] for i in pending]).tolist()
+        for i, v in zip(pending, values):
+            objective.step_losses[i] = v
+        bad = next((i for i, v in zip(pending, values) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise FloatingPointError(f"the loss is {objective.step_losses[bad]} at step {bad + 1}; that step updated "
+                                     "no parameter; lower the learning rate or check the data")
+    if torch.is_tensor(position["total"]):
+        position["total"] = float(position["total"])
+
+
 class Trainer:
     """Adam over mini-batches, with progress, callbacks, checkpoints and exact resume.
+
+    On a GPU with the fused Adam, a step reads nothing back from the device: its loss is kept
+    there and read with the others every :attr:`READ_EVERY` steps (and at epoch ends and
+    checkpoints); a non-finite loss makes the fused update skip itself (``found_inf``) and is
+    reported at the next reading. On the CPU every loss is read at once, before the update.
 
     :param int epochs: passes over the data (with ``steps``: at most this many).
     :param int steps: stop after this many steps in all (counting those of a resumed run).
@@ -210,6 +252,9 @@ class Trainer:
         locked against other pyro_mm processes.
     :param int checkpoint_every: steps between checkpoints (0: only at the end).
     """
+
+    #: steps between read-backs of the losses on a GPU
+    READ_EVERY = 50
 
     def __init__(self, epochs: Optional[int] = 1, steps: Optional[int] = None, batch_size: int = 128,
                  lr: float = 1e-3, time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
@@ -310,7 +355,11 @@ class Trainer:
         per_epoch = batches_per_epoch(data, self.batch_size)
         done_before = len(objective.step_losses)
 
+        deferred = optim.defaults.get("fused") and _device(objective).type == "cuda"
+
         def save():
+            if deferred:
+                _read_back(objective, position)
             atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
                          "description": objective.description(), "state_dict": objective.state_dict(),
                          "optimizer": optim.state_dict(), "rng": capture_rng(), "epoch_generator": epoch_start,
@@ -328,6 +377,8 @@ class Trainer:
         objective.train()
         def end_epoch():
             nonlocal position, epoch_start
+            if deferred:
+                _read_back(objective, position)
             objective.history.append(position["total"] / max(position["count"], 1))
             position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
             epoch_start = generator.get_state()
@@ -346,17 +397,21 @@ class Trainer:
                     optim.zero_grad()
                     loss = objective(batch)
                     loss.backward()
-                    value = loss.item()  # read before the update: a NaN step changes no parameter
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"the loss is {value} at step {len(objective.step_losses) + 1} (epoch {position['epoch']}, "
-                            f"batch {batch_index + 1}); this step updated no parameter and wrote no checkpoint; "
-                            "lower the learning rate or check the data")
+                    if deferred:  # no read-back: a non-finite loss makes the fused update skip itself
+                        value = loss.detach()
+                        optim.found_inf = (~torch.isfinite(value)).to(torch.float32)
+                    else:
+                        value = loss.item()  # read before the update: a NaN step changes no parameter
+                        if not math.isfinite(value):
+                            raise FloatingPointError(_not_finite(value, len(objective.step_losses) + 1, position,
+                                                                 batch_index))
                     optim.step()
                     per_sample = value / len(batch)
                     objective.step_losses.append(per_sample)
                     position = {**position, "skip": batch_index + 1, "total": position["total"] + value,
                                 "count": position["count"] + len(batch)}
+                    if deferred and len(objective.step_losses) % self.READ_EVERY == 0:
+                        _read_back(objective, position)
                     step = len(objective.step_losses)
                     if per_epoch is not None and position["skip"] >= per_epoch:
                         end_epoch()
@@ -365,7 +420,7 @@ class Trainer:
                                         time.time() - start, len(batch), objective)
                     for callback in self.callbacks:
                         callback(record)
-                    warning = watch(step, per_sample)
+                    warning = watch(step, per_sample) if not deferred else None
                     if warning:
                         warnings.warn(warning, RuntimeWarning, stacklevel=2)
                         bar.write(f"warning: {warning}")
@@ -376,7 +431,7 @@ class Trainer:
                         save()
                         last_saved = step
                     bar.update(1)
-                    if step % 10 == 0 or stop:
+                    if step % (self.READ_EVERY if deferred else 10) == 0 or stop:  # on a GPU: just read back
                         bar.set_postfix(self._postfix(position, per_epoch, last_saved), refresh=False)
                     if stop or position["skip"] == 0:  # done, or the epoch ended (the next one reshuffles)
                         break
@@ -392,9 +447,28 @@ class Trainer:
             raise
         finally:
             bar.close()
+        if deferred:
+            _read_back(objective, position)
         if checkpoint is not None:
             save()
         return list(objective.history)
+
+    def save_continuation(self, objective: Objective, optimizer_state: dict, data, epochs_done: int,
+                          config: Optional[dict] = None) -> None:
+        """Write this trainer's checkpoint for ``objective`` trained elsewhere (e.g. data-parallel
+        with Lightning) for ``epochs_done`` epochs with an Adam in ``optimizer_state``, so that a
+        run of one process resumes it at the start of the next epoch (with the data order a run of
+        one process would draw there; not bit for bit the run that wrote it)."""
+        data = objective.training_data(data)
+        generator = torch.Generator().manual_seed(self.seed)
+        if _masks(data) is not None:
+            for _ in range(epochs_done):
+                torch.randperm(len(data), generator=generator)
+        atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
+                     "description": objective.description(), "state_dict": objective.state_dict(),
+                     "optimizer": optimizer_state, "rng": capture_rng(), "epoch_generator": generator.get_state(),
+                     "position": {"epoch": epochs_done + 1, "skip": 0, "total": 0.0, "count": 0},
+                     "settings": self.settings(data, config)}, self.checkpoint)
 
     def _total_steps(self, per_epoch: Optional[int], done_before: int, position: dict) -> Optional[int]:
         """Steps the run will have taken when it ends (``None``: unknown)."""

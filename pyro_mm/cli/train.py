@@ -73,8 +73,48 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "before, --steps, --epochs and --time-budget may change")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_network_options(train)
+    _add_scale_options(train)
     _add_method_options(train)
     return train
+
+
+def _add_scale_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "scaling out and logging (the lightning extra: pip install -e '.[lightning]')",
+        "with --devices, --strategy, --accelerator or --num-nodes the run trains with PyTorch Lightning (the same "
+        "step function and optimiser); --batch-size is then per process. --logger works with either trainer.")
+    group.add_argument("--devices", default=None, metavar="N", help="processes / devices (e.g. 2, or auto)")
+    group.add_argument("--strategy", default=None, metavar="NAME", help="e.g. ddp (data-parallel), ddp_spawn, auto")
+    group.add_argument("--accelerator", default=None, metavar="NAME", help="cpu, gpu, auto")
+    group.add_argument("--num-nodes", type=common.positive_int, default=None, metavar="N", help="machines (default 1)")
+    group.add_argument("--precision", default="32-true", metavar="P",
+                       help="32-true (default) or 64-true; mixed precision (bf16-mixed, 16-mixed) is refused: the "
+                       "bounds' log-sum-exps need float32")
+    group.add_argument("--logger", choices=("csv", "tensorboard"), default=None,
+                       help="send the loss, the bound's terms and image grids to a logger in DIR/logs")
+    group.add_argument("--log-every", type=common.positive_int, default=10, metavar="N",
+                       help="steps between logged losses (default 10)")
+    group.add_argument("--log-images-every", type=common.non_negative_int, default=0, metavar="N",
+                       help="steps between cross-generation grids sent to the logger (default 0: none)")
+
+
+def _lightning_requested(args) -> bool:
+    return any(getattr(args, k) is not None for k in ("devices", "strategy", "accelerator", "num_nodes"))
+
+
+def _loggers(args):
+    if args.logger is None:
+        return []
+    try:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    except ImportError:
+        raise common.CommandError("--logger needs the lightning extra: pip install -e '.[lightning]'") from None
+    if args.logger == "tensorboard":
+        try:
+            return [TensorBoardLogger(save_dir=str(args.out), name="logs")]
+        except ModuleNotFoundError:
+            raise common.CommandError("--logger tensorboard needs tensorboard: pip install tensorboard") from None
+    return [CSVLogger(save_dir=str(args.out), name="logs")]
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -189,17 +229,38 @@ def run(args) -> int:
     print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction}) "
           f"for {length}" + (f", resuming from {checkpoint}" if args.resume else "")
           + f"; checkpoint every {args.checkpoint_every} steps")
-    config = {key: getattr(args, key) for key in RUN_DEFINING}
+    config = {**{key: getattr(args, key) for key in RUN_DEFINING}, "networks": network_options(args)}
+    loggers = _loggers(args)
+    images = None
+    if args.log_images_every:
+        test = common.dataset(args.dataset, "test", 8, num_modalities=args.num_modalities)
+        images = test.batch(torch.arange(min(8, len(test))), complete=True)
+    if _lightning_requested(args):
+        return _train_with_lightning(args, vae, data, epochs, loggers, images, config, checkpoint)
+    callbacks = []
+    if loggers:
+        from ..monitor import LoggerCallback
+
+        callbacks.append(LoggerCallback(loggers, every=args.log_every, images_every=args.log_images_every,
+                                        batch=images))
     try:
         history = vae.fit(data, epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
                           checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                          config={**config, "networks": network_options(args)})
+                          config=config, callback=callbacks[0] if callbacks else None)
     except KeyboardInterrupt:
         if not checkpoint.is_file():
             raise common.CommandError("interrupted before the first checkpoint; nothing to resume") from None
         raise common.CommandError(f"interrupted; {checkpoint} holds the last checkpoint, continue with the same "
                                   "command and --resume") from None
+    finally:
+        for callback in callbacks:
+            callback.close()
+    _save_run(args, vae, history, checkpoint)
+    return 0
+
+
+def _save_run(args, vae, history, checkpoint) -> None:
     for epoch, loss in enumerate(history, 1):
         print(f"  epoch {epoch}: loss per sample {loss:.3f}")
     vae.save(args.out / "model.pt")
@@ -209,4 +270,31 @@ def run(args) -> int:
                                                              "networks": network_options(args)},
                                                   "loss": history, "step_loss": vae.step_losses})
     print(f"{len(vae.step_losses)} steps; saved {args.out / 'model.pt'}, {args.out / 'history.json'} and {checkpoint}")
+
+
+def _train_with_lightning(args, vae, data, epochs, loggers, images, config, checkpoint) -> int:
+    try:
+        from ..lightning import fit_lightning
+    except ImportError:
+        raise common.CommandError("--devices, --strategy, --accelerator and --num-nodes need the lightning extra: "
+                                  "pip install -e '.[lightning]'") from None
+    from ..training import Trainer
+
+    if args.resume or args.time_budget is not None:
+        raise common.CommandError("--resume and --time-budget are the built-in trainer's; a Lightning run writes a "
+                                  "checkpoint that `pyro-mm train ... --resume` continues in one process")
+    devices = int(args.devices) if args.devices and args.devices.isdigit() else (args.devices or "auto")
+    trainer = fit_lightning(vae, data, batch_size=args.batch_size, lr=args.lr, seed=args.seed, epochs=epochs,
+                            steps=args.steps, accelerator=args.accelerator or "auto", devices=devices,
+                            strategy=args.strategy or "auto", num_nodes=args.num_nodes or 1, precision=args.precision,
+                            loggers=loggers, log_every=args.log_every, images=images,
+                            images_every=args.log_images_every,
+                            progress=not args.no_progress, default_root_dir=str(args.out))
+    if not trainer.is_global_zero:
+        return 0
+    continuation = Trainer(epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           checkpoint=checkpoint)
+    continuation.save_continuation(vae, trainer.optimizers[0].state_dict(), data, trainer.current_epoch, config)
+    print(f"trained with Lightning on {trainer.world_size} process(es) ({trainer.strategy.__class__.__name__})")
+    _save_run(args, vae, vae.history, checkpoint)
     return 0

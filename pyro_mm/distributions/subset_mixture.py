@@ -75,7 +75,7 @@ class SubsetMixture(ExpertPosterior):
         super().__init__(expert_loc, expert_scale, observed, names, batch_shape, validate_args, expert_family)
         self._components = {}
         self._member_strata = None  # the subsets of strata(None): the family's members
-        if batch_shape is None and self._validate_args:  # a fresh mixture: check coverage (a host sync)
+        if batch_shape is None and self._validate_args and observed.device.type == "cpu":  # a fresh mixture: coverage
             stranded = ~family.available(observed).any(0)
             if stranded.any():
                 rows = stranded.nonzero().flatten()[:5].tolist()

@@ -132,12 +132,14 @@ class StratifiedELBO(StratifiedObjective):
         if self.reconstruct_subset_only and strat is not None:
             recon = {n: strat.subsets[..., i].to(strat.loc.dtype) for i, n in enumerate(strat.names)}
         observed_terms, latent_terms = 0.0, 0.0
+        per_site = {}
         for name, site in model_trace.nodes.items():
             if site["type"] == "sample" and site["is_observed"]:
                 term = site["log_prob"]
                 if recon is not None and name in recon:
                     term = term * recon[name]
                 observed_terms = observed_terms + term
+                per_site[f"log_likelihood/{name}"] = term
         draws = []
         guide_latents = {}
         for name, site in guide_trace.nodes.items():
@@ -172,6 +174,9 @@ class StratifiedELBO(StratifiedObjective):
         S = traces.num_strata or 1
         lw = lw.expand(K, S, B)
         weights = strat.weights if strat is not None else lw.new_ones(1, B)
+        per_site["log_p_minus_log_q"] = latent_terms if torch.is_tensor(latent_terms) else lw.new_zeros(())
+        with torch.no_grad():  # each term's mean per sample over particles and strata (ω-weighted)
+            self.last_terms = {name: (weights * t.expand(K, S, B).mean(0)).sum(0).mean() for name, t in per_site.items()}
         return LogWeights(lw, weights, draws)
 
     # --- the bound ------------------------------------------------------------------------------

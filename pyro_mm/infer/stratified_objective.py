@@ -107,6 +107,9 @@ class StratifiedObjective(Trace_ELBO):
         if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
             raise ValueError(f"num_particles must be an integer >= 1, got {num_particles!r}")
         super().__init__(num_particles=num_particles, max_plate_nesting=3, vectorize_particles=True)
+        #: the terms of the bound at the last evaluation, name -> detached scalar tensor (a mean per
+        #: sample), for loggers; filled by the subclasses
+        self.last_terms: Dict[str, torch.Tensor] = {}
 
     # --- what subclasses decide: the strata and where the model decodes ------------------------
     def strata(self, posterior: ExpertPosterior) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:

@@ -214,6 +214,11 @@ class TraceMEME_ELBO(StratifiedObjective):
         bound = per_direction.sum(0)
         if self.combine == "mean":
             bound = bound / count.to(bound.dtype)
+        with torch.no_grad():
+            def mean_where(values, where):
+                return (values * where).sum() / where.sum().clamp_min(1)
+            self.last_terms = {"paired": mean_where(paired, use_paired), "unpaired": mean_where(unpaired, use_unpaired),
+                               "kl": mean_where(kl, use_paired), "log_qhat": mean_where(log_qhat, use_paired)}
         return dict(bound=bound, paired=paired, unpaired=unpaired, log_qhat=log_qhat, weight=weight, kl=kl,
                     own=own[0], use_paired=use_paired, use_unpaired=use_unpaired)
 
