@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import torch
+from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, write_results
 
 from pyro_mm.methods import METHODS
 from pyro_mm.metrics.likelihood import log_likelihood
-from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, write_results
 
 
 def step_time(vae, batch, repeats: int, steps: int) -> float:

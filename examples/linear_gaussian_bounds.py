@@ -2,7 +2,7 @@
 
 At the true decoders, with exact or optimal encoders, the table compares each bound (averaged
 over the data) with the exact log p(X) and the closed-form sub-sampling gap Σ_S ω_S Δ_S of
-Daunhawer et al. (DESIGN §4.1). Then linear-Gaussian models are *trained* with the full-set bound
+Daunhawer et al. (``docs/objectives.md``). Then linear-Gaussian models are *trained* with the full-set bound
 and with the singleton (MMVAE-family) mixture bound, and their exact log-likelihoods compared.
 
     python examples/linear_gaussian_bounds.py            # full size

@@ -8,7 +8,7 @@
 3. Every method's objective then depends on observed entries only: the loss does not move when
    missing entries change, and a decoder of a modality missing from the whole batch gets an
    exactly zero gradient. The table's last column says what each objective does with a sample
-   whose modality is missing (DESIGN §3–4, :data:`MISSING`).
+   whose modality is missing (``docs/objectives.md``, :data:`MISSING`).
 4. A trained model fills the gaps: ``vae.predict(batch, given=[...], generate=[...])``.
 
     python examples/partial_observation.py [--small]
@@ -21,7 +21,6 @@ import torch
 from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.data import MissingAtRandom, MNISTSynDigits, PairedFraction
-
 
 MISSING = {  # what each objective does with a sample whose syndigits image is missing
     "MVAE": "product of the observed experts only (a missing expert has zero precision); subset ELBOs "

@@ -26,9 +26,8 @@ from typing import Mapping, Sequence, Tuple, Union
 
 import pyro.distributions as dist
 import torch
-from torch import nn
-
 from pyro.nn import PyroModule
+from torch import nn
 
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.modality import Modality, apply_flat

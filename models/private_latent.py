@@ -21,10 +21,7 @@ from typing import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 
-from pyro_mm.batch import MultimodalBatch, check_batch
 from pyro_mm.distributions import latent_family
 from pyro_mm.modality import Modality, check_modalities, private_site
 
@@ -66,17 +63,7 @@ class PrivateLatentModel(SharedLatentModel):
         """p(w_m), standard Laplace or Normal of size ``private_dim``."""
         return _PRIORS[self.family](self.private_loc, self.private_scale, validate_args=False).to_event(1)
 
-    def forward(self, batch: MultimodalBatch) -> torch.Tensor:
-        check_batch(batch, self.names, type(self).__name__)
-        if is_validation_enabled():
-            for m in self.modalities:
-                m.check_data(batch[m.name], batch.observed(m.name))
-        decoders, likelihoods = self.decoders, self.likelihoods
-        with pyro.plate("data", batch.batch_size, dim=-1):
-            z = pyro.sample(self.latent, self.prior())
-            for m in self.modalities:
-                w = pyro.sample(private_site(m.name), self.private_prior())
-                zw = torch.cat([z, w], -1) if self.private_dim else z
-                with poutine.mask(mask=batch.observed(m.name)), poutine.scale(scale=m.likelihood_scale):
-                    pyro.sample(m.name, self._likelihood(m, zw, decoders, likelihoods), obs=batch[m.name])
-        return z
+    def decoder_input(self, modality: Modality, z: torch.Tensor) -> torch.Tensor:
+        """``[z, w_m]`` with w_m ~ p(w_m) at the private site of ``modality``."""
+        w = pyro.sample(private_site(modality.name), self.private_prior())
+        return torch.cat([z, w], -1) if self.private_dim else z

@@ -64,15 +64,25 @@ class SharedLatentModel(PyroModule):
         likelihood = likelihoods[spec.name]
         return decode(spec.name, decoders[spec.name], z, lambda params: likelihood(params, spec.event_dim))
 
-    def forward(self, batch: MultimodalBatch) -> torch.Tensor:
+    def check(self, batch: MultimodalBatch) -> None:
+        """The batch holds this model's modalities; with validation on, valid data for each."""
         check_batch(batch, self.names, type(self).__name__)
         if is_validation_enabled():
             for m in self.modalities:
                 m.check_data(batch[m.name], batch.observed(m.name))
+
+    def forward(self, batch: MultimodalBatch) -> torch.Tensor:
+        self.check(batch)
         decoders, likelihoods = self.decoders, self.likelihoods
         with pyro.plate("data", batch.batch_size, dim=-1):
             z = pyro.sample(self.latent, self.prior())
             for m in self.modalities:
+                code = self.decoder_input(m, z)
                 with poutine.mask(mask=batch.observed(m.name)), poutine.scale(scale=m.likelihood_scale):
-                    pyro.sample(m.name, self._likelihood(m, z, decoders, likelihoods), obs=batch[m.name])
+                    pyro.sample(m.name, self._likelihood(m, code, decoders, likelihoods), obs=batch[m.name])
+        return z
+
+    def decoder_input(self, modality: Modality, z: torch.Tensor) -> torch.Tensor:
+        """What the decoder of ``modality`` reads (here z; a subclass may sample more latents for
+        it, inside the data plate)."""
         return z

@@ -30,8 +30,8 @@ def default_modalities(dataset, z_dim: int, decoder: Union[str, Mapping[str, str
 
     :param decoder: ``"mlp"`` or ``"conv"`` for every image modality, or a mapping from modality
         name to either (modalities not named keep ``"mlp"``).
-    :param encoder: ``"conv"`` or ``"mlp"``, likewise (default ``"conv"``). An MLP reads a 28×28
-        digit about ten times faster than the convolutions, forward and backward, on a CPU.
+    :param encoder: ``"conv"`` or ``"mlp"``, likewise (default ``"conv"``); an MLP costs a CPU far
+        less than the convolutions.
     :param bool standardize_colour: colour-image encoders read per-image standardised inputs
         (:func:`~pyro_mm.nets.standardize_images`: colour and brightness removed).
     :param bool balance_images: scale each image modality's log-likelihood by

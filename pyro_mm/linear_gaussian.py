@@ -17,7 +17,7 @@ C_m = B_m B_mᵀ + σ_m² I the noise of x_m given z (σ_m² I without private l
   (orthogonal columns of A_m, see :meth:`LinearGaussianModel.random`) these experts are diagonal
   Gaussians, i.e. exactly representable by pyro_mm's encoders.
 
-The generative discrepancy of sub-sampled mixture bounds (Daunhawer et al. 2022, DESIGN §4.1):
+The generative discrepancy of sub-sampled mixture bounds (Daunhawer et al. 2022; ``docs/objectives.md``):
 by the ELBO identity L_S(X) = log p(X) − KL(q(z|x_S) ‖ p(z|X)); the best encoder of x_S is
 q*(z|x_S) = N(E[z|x_S], Σ_{z|X}), and averaging the remaining KL over the data gives
 

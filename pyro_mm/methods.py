@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from .checkpoint import MODEL_FORMAT, read_payload
 from .guides.mutual_supervision import MutualSupervisionGuide
 from .guides.private_latent import PrivateLatentGuide
 from .guides.product_of_experts import ProductOfExpertsGuide
@@ -29,7 +30,6 @@ from .infer.trace_meme_elbo import PRESETS, TraceMEME_ELBO
 from .infer.trace_mixture_elbo import TraceMixture_ELBO
 from .infer.trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
 from .infer.trace_mvae_elbo import TraceMVAE_ELBO
-from .checkpoint import MODEL_FORMAT, read_payload
 from .method import METHODS, MultimodalVAE, Option, choice, flag, integer, real, register, weights
 from .modality import Modality
 from .models.mutual_supervision import MutualSupervisionModel

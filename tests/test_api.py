@@ -9,7 +9,7 @@ import pytest
 import torch
 from mm_helpers import VARIANTS, make_vae, small_batch
 
-from pyro_mm.api import METHODS, MEME, MMVAE, MVAE, UnimodalVAE, default_modalities, load_model
+from pyro_mm.api import MEME, METHODS, MMVAE, MVAE, UnimodalVAE, default_modalities, load_model
 from pyro_mm.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 CLASSES = [(cls, {}) for cls in METHODS.values()] + [(METHODS[name], options) for _, name, options in VARIANTS]

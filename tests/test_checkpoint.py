@@ -232,13 +232,13 @@ def test_training_steps_with_fused_adam_where_the_device_has_it(tmp_path, monkey
     make().fit(data(), epochs=1, checkpoint=path, **RUN)
     assert read_payload(path, TRAINING_FORMAT)["optimizer"]["param_groups"][0]["fused"] is True
 
-    adam = torch.optim.Adam
+    torch_adam = torch.optim.Adam
 
     def no_fused_kernel(params, lr, fused=None):
         if fused:
             raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
-        return adam(params, lr=lr)
+        return torch_adam(params, lr=lr)
 
     monkeypatch.setattr(torch.optim, "Adam", no_fused_kernel)
     optim = adam([torch.nn.Parameter(torch.zeros(3))], 1e-3)
-    assert isinstance(optim, adam) and not optim.defaults["fused"]
+    assert isinstance(optim, torch_adam) and not optim.defaults["fused"]

@@ -9,7 +9,7 @@ from pyro_mm.main_job import MainJobConfig, run_main_job, summary_rows
 
 
 def tiny(out, **overrides):
-    options = dict(out=out, time_budget=3, size=200, eval_samples=60, classifier_size=300, likelihood_samples=10,
+    options = dict(out=out, steps=3, size=200, eval_samples=60, classifier_size=300, likelihood_samples=10,
                    likelihood_particles=25, progress=False)
     options.update(overrides)
     return MainJobConfig(**options)
@@ -52,27 +52,42 @@ def test_the_main_command_runs_the_main_job_with_its_defaults(monkeypatch, tmp_p
     assert cli.main(["main"]) == 0
     assert seen["config"] == MainJobConfig()
     seen.clear()
-    assert cli.main(["main", "--out", "elsewhere", "--time-budget", "30"]) == 0
-    assert seen["config"] == MainJobConfig(out=Path("elsewhere"), time_budget=30.0)
+    assert cli.main(["main", "--out", "elsewhere", "--steps", "30"]) == 0
+    assert seen["config"] == MainJobConfig(out=Path("elsewhere"), steps=30)
 
 
 def test_main_command_runs_a_tiny_job(tmp_path, capsys):
     from pyro_mm.cli import main
 
-    argv = ["main", "--time-budget", "2", "--size", "200", "--eval-samples", "60", "--classifier-size", "300",
+    argv = ["main", "--steps", "2", "--size", "200", "--eval-samples", "60", "--classifier-size", "300",
             "--no-progress", "--out", str(tmp_path / "run")]
     assert main(argv) == 0
     assert "| cross coherence syndigits->mnist |" in capsys.readouterr().out
     assert (tmp_path / "run" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("argv", [["main", "--time-budget", "0"], ["main", "--fraction", "2"]])
+@pytest.mark.parametrize("argv", [["main", "--steps", "0"], ["main", "--fraction", "2"]])
 def test_bad_main_options_are_refused(argv):
     from pyro_mm.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+def test_a_second_run_with_the_same_seed_writes_the_same_metrics(tmp_path):
+    run_main_job(tiny(tmp_path / "a"))
+    run_main_job(tiny(tmp_path / "b"))
+    assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
+    assert json.loads((tmp_path / "a" / "timing.json").read_text())["total_seconds"] > 0
+
+
+def test_more_evaluation_pairs_than_the_test_split_are_refused(tmp_path, capsys):
+    from pyro_mm.cli import main
+
+    assert main(["main", "--eval-samples", "99999", "--out", str(tmp_path / "run")]) == 1
+    assert "eval_samples must lie in [1, 10000]" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.pt").exists()
 
 
 def test_an_absent_device_is_one_line(tmp_path, capsys):

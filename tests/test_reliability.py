@@ -5,7 +5,6 @@ thrown at the ``pyro-mm`` command (in process, and through a real subprocess whe
 status and stderr matter) and at the user classes.
 """
 
-import json
 import os
 import random
 import subprocess
@@ -175,8 +174,9 @@ def test_8_shapes_and_dtypes_are_named_before_any_network_runs(bad, message):
 
 
 def test_8_an_image_without_its_channel_dimension_is_named():
-    from pyro_mm.defaults import default_modalities
     from types import SimpleNamespace
+
+    from pyro_mm.defaults import default_modalities
 
     data = SimpleNamespace(names=["mnist"], likelihoods={"mnist": "bernoulli"}, event_shapes={"mnist": (1, 28, 28)})
     vae = MVAE(default_modalities(data, 4), 4)

@@ -18,7 +18,7 @@ from .experiment import Experiment
 from .grid import Cell
 from .measures import generative_quality
 from .modality_sweep import NETWORKS, ONE_PARTICLE
-from .report import markdown_table, summarise
+from .report import markdown_table, pyplot, save_figure, summarise
 
 __all__ = ["BetaTradeoff"]
 
@@ -73,10 +73,7 @@ class BetaTradeoff(Experiment):
 
 def _tradeoff_figure(coherence, fd, path: Path, title: str) -> Path:
     """Coherence (x) against Fréchet distance (y), one curve per method through its β values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for method, cols in coherence.items():
@@ -90,9 +87,4 @@ def _tradeoff_figure(coherence, fd, path: Path, title: str) -> Path:
     ax.set_xlabel("leave-one-out cross coherence (higher is better)")
     ax.set_ylabel("Fréchet distance, unconditional m0 (lower is better)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, legend=ax)

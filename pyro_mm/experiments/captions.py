@@ -22,7 +22,7 @@ from ..methods import METHODS
 from .experiment import Experiment
 from .grid import Cell
 from .measures import cca, coherence
-from .report import markdown_table, summarise
+from .report import markdown_table, pyplot, save_figure, summarise
 
 __all__ = ["Captions"]
 
@@ -72,10 +72,7 @@ class Captions(Experiment):
 
 
 def _bars(summaries, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(summaries), figsize=(3.6 * len(summaries), 3.4))
     for ax, (name, summary) in zip(axes, summaries.items()):
@@ -87,9 +84,4 @@ def _bars(summaries, path: Path, title: str) -> Path:
                    yerr=[summary[m][c][1] for m in methods], capsize=2, label=c)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], methods, rotation=30, fontsize=8)
         ax.set_title(name, fontsize=9)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, legend=axes[0])

@@ -30,7 +30,7 @@ from ..modality import Modality
 from ..nets import LinearDecoder, LinearEncoder
 from .experiment import Experiment
 from .grid import Cell
-from .report import markdown_table, summarise
+from .report import markdown_table, pyplot, save_figure, summarise
 
 __all__ = ["LinearGaussian", "linear_modalities", "data_options"]
 
@@ -125,10 +125,7 @@ class LinearGaussian(Experiment):
 
 def _figure(merged, path: Path, title: str) -> Path:
     """The trained bound and the exact log-likelihood of the learned model, per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(merged)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -141,9 +138,4 @@ def _figure(merged, path: Path, title: str) -> Path:
     ax.axhline(truth, color="k", lw=1, ls="--", label="log p(X) under the true model")
     ax.set_xticks(list(xs), methods)
     ax.set_ylabel("nats per sample")
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, legend=ax)

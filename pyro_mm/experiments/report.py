@@ -7,9 +7,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from ..extras import require
 from .grid import mean_sd
 
-__all__ = ["summarise", "markdown_table", "line_figure"]
+__all__ = ["summarise", "markdown_table", "line_figure", "pyplot", "save_figure"]
 
 
 def summarise(records: Sequence[dict], metric: Callable[[dict], float], column: Callable[[dict], str]
@@ -45,10 +46,7 @@ def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], digi
 def line_figure(panels: Sequence[Tuple[str, Dict[str, Dict[float, Tuple[float, float, int]]]]], xlabel: str,
                 path: Path, ylabel: str = "", title: str = "") -> Path:
     """One panel per ``(title, method -> x -> (mean, sd, n))``, a line with error bars per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels):
@@ -60,11 +58,23 @@ def line_figure(panels: Sequence[Tuple[str, Dict[str, Dict[float, Tuple[float, f
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    return save_figure(fig, path, title, legend=axes[0][0])
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (the metrics extra)."""
+    require("matplotlib", "metrics", "the experiments' figures").use("Agg")
+    return require("matplotlib.pyplot", "metrics", "the experiments' figures")
+
+
+def save_figure(fig, path: Path, title: str = "", legend=None) -> Path:
+    """Lay out, title and save ``fig`` as a PNG, and close it."""
+    if legend is not None:
+        legend.legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    pyplot().close(fig)
     return path

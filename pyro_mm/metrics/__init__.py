@@ -1,4 +1,4 @@
-"""Evaluation metrics for multimodal VAEs (``DESIGN.md`` section 6).
+"""Evaluation metrics for multimodal VAEs.
 
 * :mod:`~pyro_mm.metrics.classifiers` - per-modality classifiers trained on real data (cached);
 * :mod:`~pyro_mm.metrics.coherence` - cross and joint coherence (Shi et al., 2019);

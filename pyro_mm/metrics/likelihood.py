@@ -44,10 +44,7 @@ __all__ = ["importance_log_weights", "log_likelihood", "conditional_log_likeliho
 #: for 784 float32 pixels)
 MAX_CHUNK_ROWS = 2 ** 15
 #: on a CPU, the bytes a chunk's widest modality takes as float32 (8 MiB): the passes over the
-#: decoder outputs then run in the last-level cache instead of main memory. Measured
-#: (``benchmarks/scaling.py``, 1000 particles, 2 cores with 32 MiB of L3): 784 pixels, 512 hidden,
-#: 13.7 ms per sample at 2^11 rows against 22.5 ms at 2^15; 128 features 1.56 ms at 2^14, 2.16 ms
-#: at 2^15.
+#: decoder outputs then run in the last-level cache instead of main memory (``docs/performance.md``)
 CPU_CHUNK_BYTES = 2 ** 23
 
 

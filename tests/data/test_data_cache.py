@@ -1,6 +1,7 @@
 """Cache files: checksums beside them; corrupt, truncated or unverified files are rebuilt."""
 
 import hashlib
+
 import numpy as np
 import pytest
 import torch

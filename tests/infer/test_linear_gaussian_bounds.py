@@ -108,7 +108,7 @@ def test_iwae_bounds_stay_below_log_likelihood_and_tighten_with_particles(lg, gu
 @pytest.mark.parametrize("family_name", ["singletons", "power_set"])
 def test_subsampled_mixture_bound_equals_log_likelihood_minus_closed_form_gap(lg, family_name, missing):
     """At the true decoders with each subset's optimal Gaussian encoder, the data average of the
-    sub-sampled mixture bound is E log p(X) − Σ_S ω̃_S Δ_S (DESIGN §4.1)."""
+    sub-sampled mixture bound is E log p(X) − Σ_S ω̃_S Δ_S (docs/objectives.md)."""
     x, mask, batch = _data(lg, 40000, missing, seed=3)
     mods, model = _model(lg)
     family = {"singletons": singletons, "power_set": power_set}[family_name](lg.num_modalities)

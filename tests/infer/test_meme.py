@@ -126,7 +126,7 @@ def test_classifier_estimate_stays_below_the_closed_form_and_tightens_with_k():
 
 # --- the formula, line by line ------------------------------------------------------------------
 def _by_hand(mods, model, batch, K, lam, eps, detach_w=True):
-    """DESIGN §4.4 for the direction s -> t, transcribed."""
+    """The paired objective of docs/objectives.md for the direction s -> t, transcribed."""
     s, t = mods[0].name, mods[1].name
     loc_s, scale_s = mods[0].encoder(batch[s])
     loc_t, scale_t = mods[1].encoder(batch[t])

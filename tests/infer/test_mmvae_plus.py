@@ -9,7 +9,7 @@ from mm_helpers import make_vae, small_batch
 
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.guides import PrivateLatentGuide
-from pyro_mm.infer import TraceMMVAEPlus_ELBO, TraceMixture_ELBO
+from pyro_mm.infer import TraceMixture_ELBO, TraceMMVAEPlus_ELBO
 from pyro_mm.linear_gaussian import LinearGaussianModel
 from pyro_mm.methods import MMVAE, MMVAEPlus, UnimodalVAE
 from pyro_mm.models import PrivateLatentModel

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_mm.metrics.plots import coherence_bars, distance_matrix_heatmap, w2_histograms
 from pyro_mm.metrics.coherence import CoherenceResult
+from pyro_mm.metrics.plots import coherence_bars, distance_matrix_heatmap, w2_histograms
 from pyro_mm.metrics.relatedness import (
     class_distance_matrix,
     histogram_data,
