@@ -288,8 +288,8 @@ def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
                                 estimator="dreg"),
         "mopoe all subsets": case("mopoe", floor_mopoe),
         "mopoe num_subsets=1": case("mopoe", lambda v, b: floor_mopoe(v, b, 1), num_subsets=1),
-        "meme K=10 mixed": case("meme", meme10, num_particles=10, num_pseudo_samples=16, mixed=True),
-        "meme K=10 paired": case("meme", meme10, num_particles=10, num_pseudo_samples=16),
+        "meme K=10 mixed": case("meme", meme10, preset="paper", num_particles=10, num_pseudo_samples=16, mixed=True),
+        "meme K=10 paired": case("meme", meme10, preset="paper", num_particles=10, num_pseudo_samples=16),
         "mmvae+ K=10 dreg": case("mmvae+", lambda v, b: floor_mmvae_plus(v, b, 10), private_dim=4, family="laplace",
                                  num_particles=10, estimator="dreg"),
         # the unimodal VAE through Pyro's own Trace_ELBO and its JIT variant (what JIT buys)

@@ -104,9 +104,11 @@ def choice(name: str, default: Optional[str], choices: Sequence[str], help: str)
     return Option(name, default, help, check, str, "{" + ",".join(choices) + "}")
 
 
-def flag(name: str, default: bool, help: str) -> Option:
-    """True or False."""
+def flag(name: str, default: Optional[bool], help: str) -> Option:
+    """True or False (``None`` when the default is ``None``: the method decides)."""
     def check(value):
+        if value is None and default is None:
+            return None
         if not isinstance(value, bool):
             raise ValueError(f"must be True or False, got {value!r}")
         return value

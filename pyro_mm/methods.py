@@ -126,30 +126,36 @@ class MoPoE(MultimodalVAE):
 @register
 class MEME(MultimodalVAE):
     """Mutual supervision with pseudo-sample priors for missing modalities. ``preset`` picks the
-    paper's (λ = 1, directions averaged) or the reference code's (λ = 10, summed) objective;
-    ``classifier_weight`` (λ) and ``combine`` override it; ``rao_blackwell`` picks the
-    lower-variance estimator of the same objective (:class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
+    settings: ``"pyro_mm"`` (default; the reference code's objective, λ = 10 and directions summed,
+    with K = 5, Rao–Blackwellised, N = 32), ``"paper"`` (λ = 1, directions averaged, K = 10, the
+    paper's estimator) or ``"reference"`` (the reference code's: λ = 10, summed, K = 10); any option
+    given overrides the preset's (:class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
 
     method = "meme"
     reference = "Joy, Shi, Torr, van de Meent & Siddharth, ICLR 2022"
     summary = "each modality's encoder is the other's conditional prior; pseudo-sample priors when one is missing"
-    options = (integer("num_particles", 10, "K, samples of the classifier estimate q̂(t | s)", minimum=1),
-               integer("num_pseudo_samples", 128, "N, learnable pseudo-samples per modality (priors of unpaired "
-                       "samples)", minimum=1),
-               choice("preset", "paper", tuple(PRESETS), "'paper' (λ = 1, directions averaged) or 'reference' (the "
-                      "reference code's: λ = 10, directions summed)"),
+    #: N, pseudo-samples per modality, of each preset
+    pseudo_samples = {"pyro_mm": 32, "paper": 128, "reference": 128}
+    options = (choice("preset", "pyro_mm", tuple(PRESETS), "'pyro_mm' (λ = 10, summed, K = 5, Rao-Blackwellised, "
+                      "N = 32), 'paper' (λ = 1, averaged, K = 10) or 'reference' (λ = 10, summed, K = 10)"),
+               integer("num_particles", None, "K, samples of the classifier estimate q̂(t | s) (default: the "
+                       "preset's)", minimum=1, optional=True),
+               integer("num_pseudo_samples", None, "N, learnable pseudo-samples per modality, the priors of unpaired "
+                       "samples (default: the preset's)", minimum=1, optional=True),
                flag("extension", False, "allow more than two modalities (App. E of the paper)"),
                weights("classifier_weight", None, "λ, the weight of log q̂(t | s): a number or one per conditioning "
                        "modality (default: the preset's)"),
                choice("combine", None, ("mean", "sum"), "'mean' or 'sum' of the directions (default: the preset's)"),
-               flag("rao_blackwell", False, "estimate the paired bound Rao-Blackwellised (every classifier draw the "
-                    "main sample in turn: same objective, far less variance)"),
+               flag("rao_blackwell", None, "estimate the paired bound Rao-Blackwellised (every classifier draw the "
+                    "main sample in turn: same objective, far less variance; default: the preset's)"),
                BETA)
 
     def build(self, modalities, z_dim, num_pseudo_samples, extension, **options):
         if len(modalities) != 2 and not extension:
             raise ValueError(f"MEME is defined for two modalities, got {len(modalities)}; pass extension=True "
                              "(pyro-mm train --extension true) for the many-modality extension (App. E of Joy et al.)")
+        if num_pseudo_samples is None:
+            num_pseudo_samples = self.pseudo_samples[options["preset"]]
         model = MutualSupervisionModel(modalities, z_dim, pseudo_samples=num_pseudo_samples)
         return model, MutualSupervisionGuide(modalities), TraceMEME_ELBO(extension=extension, **options)
 

@@ -2,6 +2,7 @@
 on stderr: exit status 2 for usage errors, 1 for the rest)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +182,10 @@ def test_data_prepare_reports_sizes_and_cache_files_and_preview_draws(tmp_path, 
     assert main(["data", "preview", "--dataset", "captioned-digits", "--size", "20", "--out",
                  str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_the_committed_cli_reference_is_what_the_parser_says():
+    from pyro_mm.cli.reference import markdown_reference
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    assert committed == markdown_reference(), "regenerate: python -m pyro_mm.cli.reference > docs/cli.md"

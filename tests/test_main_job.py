@@ -32,7 +32,7 @@ def test_tiny_main_job_writes_the_report(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "## Summary" in report and "training_curve.png" in report and "latent_space.png" in report
     rows = summary_rows(results)
-    assert all(0 <= value <= 1 for name, value, _ in rows if "coherence" in name or "accuracy" in name)
+    assert all(0 <= value <= 1 for name, value, _, _ in rows if "coherence" in name or "accuracy" in name)
 
 
 def test_output_directory_that_is_a_file_is_refused(tmp_path):

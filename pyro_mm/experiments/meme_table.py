@@ -1,6 +1,7 @@
 """``meme-table``: MEME's Tables 1–3 (Joy et al., ICLR 2022) on MNIST–SynDigits.
 
-Every multimodal method of the registry, trained with the same networks (an MLP encoder for MNIST,
+Every multimodal method of the registry at its defaults, and MEME at the paper's settings (preset
+``"paper"``), trained with the same networks (an MLP encoder for MNIST,
 a colour-invariant convolutional one for SynDigits, MLP decoders, the SynDigits likelihood
 balanced to MNIST's size), latent size, batch, learning rate, data and number of steps, at paired
 fractions f ∈ {1, 0.5, 0.25, 0.125}; below f = 1 the unpaired samples keep only MNIST, only
@@ -56,11 +57,16 @@ class MemeTable(Experiment):
                     f"(the full setting: f ∈ {{1, 0.5, 0.25, 0.125}} × three schemes, {self.full_steps} steps)")
         return f"full: f ∈ {{1, 0.5, 0.25, 0.125}} × three schemes, {self.full_steps} steps per cell, {seeds} seed(s)"
 
+    def rows(self):
+        """``(method, options, row label)``: every method at its defaults, and MEME once more at the
+        paper's settings (its preset ``"paper"``)."""
+        return [(m, {}, m) for m in self.methods()] + [("meme", {"preset": "paper"}, "meme (paper preset)")]
+
     def cells(self, quick: bool, seeds: int) -> List[Cell]:
         steps = self.quick_steps if quick else self.full_steps
-        return [Cell.make(method, DATASET, seed, steps, data={"scheme": scheme, "fraction": f}, networks=NETWORKS,
-                          labels={"f": f, "kept": KEPT[scheme]})
-                for seed in range(seeds) for method in self.methods() for f, scheme in self.settings(quick)]
+        return [Cell.make(method, DATASET, seed, steps, options=options, data={"scheme": scheme, "fraction": f},
+                          networks=NETWORKS, labels={"f": f, "kept": KEPT[scheme], "row": row})
+                for seed in range(seeds) for method, options, row in self.rows() for f, scheme in self.settings(quick)]
 
     def evaluate(self, vae, cell: Cell) -> dict:
         classifiers, _ = self.data.judges(DATASET)

@@ -15,11 +15,13 @@ __all__ = ["summarise", "markdown_table", "line_figure", "pyplot", "save_figure"
 
 def summarise(records: Sequence[dict], metric: Callable[[dict], float], column: Callable[[dict], str]
               ) -> Dict[str, Dict[str, Tuple[float, float, int]]]:
-    """method -> column -> (mean, sd, number of seeds) of ``metric(result)`` over the records."""
+    """row -> column -> (mean, sd, number of seeds) of ``metric(result)`` over the records; a row is
+    a method, or a cell's ``row`` label where a table shows one method twice (e.g. a preset)."""
     values: Dict[str, Dict[str, List[float]]] = OrderedDict()
     for record in records:
-        method = record["config"]["method"]
-        values.setdefault(method, OrderedDict()).setdefault(column(record["config"]), []).append(
+        config = record["config"]
+        row = config["labels"].get("row", config["method"])
+        values.setdefault(row, OrderedDict()).setdefault(column(record["config"]), []).append(
             metric(record["result"]))
     return {m: {c: (*mean_sd(v), len(v)) for c, v in cols.items()} for m, cols in values.items()}
 

@@ -54,8 +54,11 @@ the terms are averaged over m. A sample with a single observed modality uses the
 prior of the missing modalities (a uniform mixture over them). This is pyro_mm's extension beyond
 the paper.
 
-Presets: the paper's defaults (λ = 1, directions averaged, K = 10) or, with
-``preset="reference"``, the reference code's (λ = 10, directions summed, K = 10).
+Presets (:data:`PRESETS`; explicit arguments override them): ``"pyro_mm"``, the default — the
+reference code's objective (λ = 10, directions summed) with K = 5, estimated Rao–Blackwellised;
+``"paper"``, the paper's (λ = 1, directions averaged, K = 10, the paper's estimator);
+``"reference"``, the reference code's (λ = 10, directions summed, K = 10, the paper's estimator).
+``docs/results/meme-table.md`` compares them.
 
 β (default 1) weighs the latent terms: the KL to the conditional prior of a paired sample, and
 log p_λ(z) − log q(z | s) of an unpaired one.
@@ -82,9 +85,11 @@ from .stratified_objective import StratifiedObjective, StratifiedTraces
 
 __all__ = ["TraceMEME_ELBO"]
 
+#: name -> the objective's settings; ``"pyro_mm"`` is the default
 PRESETS = {
-    "paper": dict(classifier_weight=1.0, combine="mean", num_particles=10),
-    "reference": dict(classifier_weight=10.0, combine="sum", num_particles=10),
+    "pyro_mm": dict(classifier_weight=10.0, combine="sum", num_particles=5, rao_blackwell=True),
+    "paper": dict(classifier_weight=1.0, combine="mean", num_particles=10, rao_blackwell=False),
+    "reference": dict(classifier_weight=10.0, combine="sum", num_particles=10, rao_blackwell=False),
 }
 
 
@@ -98,19 +103,21 @@ class TraceMEME_ELBO(StratifiedObjective):
         easy modality's encoder to predict the hard one.
     :param str combine: ``"mean"`` (½[L(s,t) + L(t,s)], the paper) or ``"sum"`` of directions.
     :param bool extension: allow more than two modalities (App. E).
-    :param str preset: ``"paper"`` or ``"reference"``; explicit arguments override it.
+    :param str preset: ``"pyro_mm"`` (default), ``"paper"`` or ``"reference"`` (:data:`PRESETS`);
+        explicit arguments override it.
     :param bool rao_blackwell: average the paired estimator over which of the K + 1 draws is the
-        main sample (above): same expectation, lower variance, own likelihood decoded K + 1 times.
+        main sample (above): same expectation, lower variance, own likelihood decoded K + 1 times
+        (default: the preset's).
     :param float beta: β ≥ 0, the weight of the latent terms (1: the objective itself).
     """
 
     def __init__(self, num_particles=None, classifier_weight=None, combine=None, extension: bool = False,
-                 preset: str = "paper", rao_blackwell: bool = False, beta: float = 1.0):
+                 preset: str = "pyro_mm", rao_blackwell=None, beta: float = 1.0):
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         options = dict(PRESETS[preset])
         for key, value in (("num_particles", num_particles), ("classifier_weight", classifier_weight),
-                           ("combine", combine)):
+                           ("combine", combine), ("rao_blackwell", rao_blackwell)):
             if value is not None:
                 options[key] = value
         K = options["num_particles"]
@@ -129,7 +136,7 @@ class TraceMEME_ELBO(StratifiedObjective):
         self.direction_weights = {str(k): float(v) for k, v in per_direction.items()}
         self.combine = options["combine"]
         self.extension = extension
-        self.rao_blackwell = bool(rao_blackwell)
+        self.rao_blackwell = bool(options["rao_blackwell"])
         self.beta = check_beta(beta)
 
     def strata(self, posterior):

@@ -14,6 +14,7 @@ from pyro_mm.data.observation import paired_masks
 from pyro_mm.distributions import StratifiedPosterior
 from pyro_mm.guides import MutualSupervisionGuide
 from pyro_mm.infer import TraceMEME_ELBO
+from pyro_mm.infer.trace_meme_elbo import PRESETS
 from pyro_mm.linear_gaussian import LinearGaussianModel
 from pyro_mm.models import MutualSupervisionModel
 
@@ -165,7 +166,7 @@ def test_the_weight_carries_no_gradient():
     params = list(model.parameters()) + list(guide.parameters())
     params = list({id(p): p for p in params}.values())
     pyro.set_rng_seed(5)
-    terms = TraceMEME_ELBO(num_particles=4).terms(model, guide, batch)
+    terms = TraceMEME_ELBO(num_particles=4, preset="paper").terms(model, guide, batch)
     ours = torch.autograd.grad(terms["paired"][0].sum(), params, allow_unused=True)
     pyro.set_rng_seed(5)
     eps = torch.randn(5, 2, 3, 3)[:, 0]
@@ -214,7 +215,7 @@ def test_rao_blackwell_keeps_the_expectation_and_lowers_the_variance():
     draws = {}
     for rb in (False, True):
         pyro.set_rng_seed(8)
-        draws[rb] = TraceMEME_ELBO(num_particles=4, rao_blackwell=rb).terms(model, guide, batch)["paired"][0].reshape(-1, 4)
+        draws[rb] = TraceMEME_ELBO(num_particles=4, rao_blackwell=rb, preset="paper").terms(model, guide, batch)["paired"][0].reshape(-1, 4)
     se = (draws[False].var(0) / draws[False].shape[0] + draws[True].var(0) / draws[True].shape[0]).sqrt()
     assert ((draws[True].mean(0) - draws[False].mean(0)).abs() < 4 * se).all()
     assert (draws[True].var(0) < 0.8 * draws[False].var(0)).all()
@@ -334,6 +335,24 @@ def test_trains_with_svi_at_several_paired_fractions(fraction):
         svi.step(batch)
     after = sum(elbo.loss(model, guide, batch) for _ in range(5)) / 5
     assert after < before - 0.05 * abs(before)
+
+
+@pytest.mark.parametrize("preset,K,lam,combine,rb,N", [("pyro_mm", 5, 10.0, "sum", True, 32),
+                                                        ("paper", 10, 1.0, "mean", False, 128),
+                                                        ("reference", 10, 10.0, "sum", False, 128)])
+def test_the_user_class_takes_every_setting_from_its_preset_and_an_option_overrides_one(preset, K, lam, combine,
+                                                                                       rb, N):
+    from pyro_mm.api import MEME
+
+    mods = small_modalities(2)
+    vae = MEME(mods, 3) if preset == "pyro_mm" else MEME(mods, 3, preset=preset)
+    elbo = vae.elbo
+    assert (elbo.num_classifier_samples, elbo.classifier_weight, elbo.combine, elbo.rao_blackwell) == (K, lam,
+                                                                                                        combine, rb)
+    assert vae.model.num_pseudo_samples == N
+    changed = MEME(mods, 3, preset=preset, num_particles=2, rao_blackwell=not rb, num_pseudo_samples=7).elbo
+    assert (changed.num_classifier_samples, changed.rao_blackwell, changed.classifier_weight) == (2, not rb, lam)
+    assert set(MEME.pseudo_samples) == set(PRESETS)
 
 
 def test_bad_input_is_named():
