@@ -56,6 +56,7 @@ from pyro_mm.distributions import laplace_log_prob, normal_kl, normal_log_prob
 from pyro_mm.methods import METHODS
 from pyro_mm.modality import Modality
 from pyro_mm.nets import MLPDecoder, MLPEncoder
+from pyro_mm.provenance import provenance, stamp
 from pyro_mm.subsets import PowerSet
 
 
@@ -460,10 +461,12 @@ def markdown(report: Dict) -> str:
 
 
 def write_results(out: Path, stem: str, report: Dict, table: str) -> None:
-    """``out/stem.json`` (the report) and ``out/stem.md`` (the table), and print the table."""
+    """``out/stem.json`` (the report) and ``out/stem.md`` (the table), both stamped with the commit,
+    machine and date, and print the table."""
+    record = provenance()
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
-    (out / f"{stem}.md").write_text(table)
+    (out / f"{stem}.json").write_text(json.dumps({"provenance": record, **report}, indent=2))
+    (out / f"{stem}.md").write_text(f"{table}\n{stamp(record)}\n")
     print(table)
 
 

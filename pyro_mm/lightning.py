@@ -144,11 +144,13 @@ def fit_lightning(objective: Objective, data, batch_size: int = 128, lr: float =
                   epochs: Optional[int] = None, steps: Optional[int] = None, accelerator: str = "auto",
                   devices="auto", strategy: str = "auto", num_nodes: int = 1, precision: str = "32-true",
                   loggers: Sequence = (), log_every: int = 1, images: Optional[MultimodalBatch] = None,
-                  images_every: int = 0, progress: bool = True, default_root_dir=None) -> "L.Trainer":
+                  images_every: int = 0, progress: bool = True, default_root_dir=None,
+                  callbacks: Sequence = ()) -> "L.Trainer":
     """Train ``objective`` on ``data`` with a ``lightning.Trainer``; returns the trainer.
 
     ``batch_size`` is per process. ``epochs`` and ``steps`` as in the built-in trainer (whichever
-    ends first; ``epochs`` defaults to 1 when neither is given).
+    ends first; ``epochs`` defaults to 1 when neither is given). ``callbacks`` are Lightning
+    callbacks, passed to the trainer.
     """
     if str(precision) not in SUPPORTED_PRECISION:
         raise ValueError(f"precision {precision!r} is not supported: the bounds' log-sum-exps and summed likelihoods "
@@ -161,6 +163,7 @@ def fit_lightning(objective: Objective, data, batch_size: int = 128, lr: float =
                         precision=precision, max_epochs=epochs if epochs is not None else (-1 if steps else 1),
                         max_steps=steps if steps is not None else -1, logger=list(loggers) or False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                        default_root_dir=default_root_dir, deterministic=False, log_every_n_steps=log_every)
+                        default_root_dir=default_root_dir, deterministic=False, log_every_n_steps=log_every,
+                        callbacks=list(callbacks))
     trainer.fit(module, data_loader(data, batch_size, seed))
     return trainer

@@ -38,6 +38,7 @@ def test_step_overhead_harness_reports_every_case(tmp_path):
     report = json.loads((tmp_path / "step_overhead.json").read_text())
     table = (tmp_path / "step_overhead.md").read_text()
     assert list(report["cases"]) == CASES
+    assert "torch" in report["provenance"]["machine"] and "Measured at commit" in table
     for name, case in report["cases"].items():
         assert 0 < case["ratio_q1"] <= case["ratio_median"] <= case["ratio_q3"], name
         assert len(case["ours"]) == len(case["floor"]) == report["config"]["repeats"]
@@ -84,3 +85,13 @@ def test_scaling_harness_runs_small(tmp_path):
         assert likelihood["loop_samples"] < likelihood["block"] <= likelihood["samples"] and likelihood["peak_mib"] >= 0
         assert likelihood["batched_ms"] > 0 and likelihood["loop_ms"] > 0
     assert "Likelihood" in (tmp_path / "scaling.md").read_text()
+
+
+def test_data_parallel_benchmark_runs_two_processes(tmp_path):
+    pytest.importorskip("lightning")
+    _run("data_parallel.py", tmp_path)
+    report = json.loads((tmp_path / "data_parallel.json").read_text())
+    assert report["ddp"]["world_size"] == 2 and report["single"]["seconds_per_step"] > 0
+    assert len(report["single"]["step_losses"]) == len(report["ddp"]["step_losses"]) == report["steps"]
+    assert "Lightning DDP" in (tmp_path / "data_parallel.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data_parallel.json", "data_parallel.md"]

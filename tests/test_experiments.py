@@ -35,6 +35,10 @@ def test_every_experiment_runs_and_writes_its_table(name, tmp_path, capsys):
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["meta"]["experiment"] == name and len(table["records"]) == 2
     assert result["markdown"] in (tmp_path / "table.md").read_text()
+    meta = table["meta"]
+    assert meta["commit"] and meta["date"].startswith("20") and "torch" in meta["machine"]
+    assert f"Measured at commit `{meta['commit']}`" in (tmp_path / "table.md").read_text()
+    assert f"`pyro-mm reproduce {name} --quick`" in (tmp_path / "table.md").read_text()
     for record in result["records"]:
         assert record["training"]["steps"] == 3
         assert record["config"]["steps"] == 3 and (tmp_path / "cells").is_dir()

@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-import torch
-
+from ..provenance import provenance, stamp
 from .beta_tradeoff import BetaTradeoff
 from .captions import Captions
 from .experiment import Experiment, measure_duration
@@ -24,16 +21,6 @@ __all__ = ["EXPERIMENTS", "run_experiment"]
 
 #: name -> experiment class
 EXPERIMENTS: Dict[str, type] = {cls.name: cls for cls in (MemeTable, ModalitySweep, BetaTradeoff, LinearGaussian, Captions)}
-
-
-def _commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        return done.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, out: Optional[Path] = None,
@@ -63,12 +50,14 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
     records = run_grid(experiment, cells, out, progress=progress, echo=echo)
     markdown, table = experiment.report(records, out)
     elapsed = time.time() - start
-    meta = {"experiment": name, "quick": quick, "seeds": seeds, "cells": len(cells), "commit": _commit(),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    command = f"pyro-mm reproduce {name}" + (" --quick" if quick else "") + (
+        f" --seeds {seeds}" if seeds != (1 if quick else 3) else "")
+    meta = {"experiment": name, "quick": quick, "seeds": seeds, "cells": len(cells), **provenance(),
             "minutes": round(elapsed / 60, 1)}
     atomic_write_text(out / "table.json", json.dumps({"meta": meta, "table": table,
                                                       "records": records}, indent=2))
-    atomic_write_text(out / "table.md", f"# {experiment.title}\n\n{markdown}\n\n![figure](figure.png)\n")
+    atomic_write_text(out / "table.md", f"# {experiment.title}\n\n{markdown}\n\n![figure](figure.png)\n\n"
+                      f"{stamp(meta)} `{command}`, {meta['minutes']} min.\n")
     echo("")
     echo(markdown)
     echo(f"\nwrote {out / 'table.md'}, {out / 'table.json'} and {out / 'figure.png'} ({elapsed / 60:.1f} min)")
