@@ -78,7 +78,7 @@ def trained_model(args):
     torch.manual_seed(0)
     train = MNISTSynDigits("train", size=60, observation=PairedFraction(0.5, "alternate"))
     vae = build_model(train, MainJobConfig())
-    vae.fit(train, epochs=100, batch_size=32, lr=2e-3, time_budget=3, progress=False)
+    vae.fit(train, epochs=None, steps=20, batch_size=32, lr=2e-3, seed=0, progress=False)
     return vae
 
 

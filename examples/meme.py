@@ -25,8 +25,9 @@ def main(args):
     train = MNISTSynDigits("train", size=args.size, observation=PairedFraction(args.fraction, "alternate"))
     test = MNISTSynDigits("test", size=args.test_size)
     modalities = default_modalities(train, 16, standardize_colour=True, balance_images=True)
-    vae = MEME(modalities, 16, num_particles=5, preset="reference")
-    vae.fit(train, epochs=100, batch_size=128, lr=2e-3, time_budget=args.budget, progress=not args.small)
+    vae = MEME(modalities, 16)  # the default preset: λ = 10 summed, K = 5, Rao–Blackwellised
+    vae.fit(train, epochs=None, steps=args.steps, batch_size=128, lr=2e-3, lr_schedule="cosine", warmup_steps=100,
+            seed=0, progress=not args.small)
     classifiers, _ = classifiers_for(MNISTSynDigits("train", size=args.classifier_size), test,
                                      progress=not args.small)
     batch = test.batch(torch.arange(len(test)), complete=True)
@@ -47,6 +48,6 @@ if __name__ == "__main__":
     parser.add_argument("--small", action="store_true", help="seconds: tiny sizes (run by the tests)")
     parser.add_argument("--fraction", type=float, default=0.25, help="paired fraction f (default 0.25)")
     args = parser.parse_args()
-    args.size, args.test_size, args.classifier_size, args.budget = \
-        (60, 40, 200, 5) if args.small else (None, 1000, 10000, 600)
+    args.size, args.test_size, args.classifier_size, args.steps = \
+        (60, 40, 200, 10) if args.small else (None, 1000, 10000, 2500)
     main(args)

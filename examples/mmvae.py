@@ -4,7 +4,7 @@ MMVAE's posterior is the mixture of the unimodal experts; ``TraceMixture_ELBO`` 
 from *every* expert (stratified sampling, no categorical draw) and averages the per-stratum IWAE
 bounds. With ``estimator="dreg"`` the encoder gradients are the doubly-reparameterised ones
 (Tucker et al. 2019), which have lower variance for mixture posteriors. The script trains both
-estimators with the same seed and budget and prints their bound and cross coherence.
+estimators for the same steps from the same seed and prints their bound and cross coherence.
 
     python examples/mmvae.py [--small]
 """
@@ -29,7 +29,7 @@ def main(args):
     for estimator in ("iwae", "dreg"):
         torch.manual_seed(0)
         vae = MMVAE.for_dataset(train, z_dim=16, num_particles=args.particles, estimator=estimator)
-        history = vae.fit(train, epochs=1, batch_size=128, lr=1e-3, time_budget=args.budget,
+        history = vae.fit(train, epochs=None, steps=args.steps, batch_size=128, lr=1e-3, seed=0,
                           progress=not args.small)
         coherence = cross_coherence(lambda b, given, target: vae.predict(b, given, [target])[target], [batch],
                                     classifiers, test.names)
@@ -41,6 +41,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="seconds: tiny sizes (run by the tests)")
     args = parser.parse_args()
-    args.size, args.test_size, args.classifier_size, args.particles, args.budget = \
-        (60, 40, 200, 2, 5) if args.small else (None, 1000, None, 10, 600)
+    args.size, args.test_size, args.classifier_size, args.particles, args.steps = \
+        (60, 40, 200, 2, 5) if args.small else (None, 1000, None, 10, 2000)
     main(args)

@@ -78,7 +78,7 @@ def main(args):
         grad = sum(p.grad.abs().sum() for p in vae.model.decoders["syndigits"].parameters() if p.grad is not None)
         print(f"   | {cls.__name__} | {loss:.4f} | {loss_changed:.4f} | {float(grad):.1f} | {MISSING[cls.__name__]} |")
     vae = MEME.for_dataset(data, z_dim=8, num_particles=2)
-    vae.fit(data, epochs=1, batch_size=64, time_budget=args.budget, progress=False)
+    vae.fit(data, epochs=None, steps=args.steps, batch_size=64, seed=0, progress=False)
     missing = ~batch.observed("syndigits")
     filled = vae.predict(batch.select(missing.nonzero().squeeze(1)), given=["mnist"], generate=["syndigits"])
     print(f"4. MEME generated the missing SynDigits image of {int(missing.sum())} samples:",
@@ -89,5 +89,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="seconds: tiny sizes (run by the tests)")
     args = parser.parse_args()
-    args.size, args.budget = (100, 3) if args.small else (2000, 60)
+    args.size, args.steps = (100, 5) if args.small else (2000, 300)
     main(args)

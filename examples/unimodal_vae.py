@@ -1,7 +1,7 @@
 """A one-modality VAE on MNIST through pyro_mm's user class, and its importance-sampled likelihood.
 
 ``UnimodalVAE`` is the baseline of the multimodal methods: the same networks and prior, one
-modality. The script trains it for a time budget, then estimates log p(x) on test digits with the
+modality. The script trains it for a fixed number of epochs, then estimates log p(x) on test digits with the
 IWAE estimator (``vae.log_likelihood``) and prints it beside the Pareto k̂ diagnostic, which says
 whether the importance weights can be trusted (k̂ < 0.7).
 
