@@ -14,14 +14,15 @@ __all__ = ["provenance", "stamp"]
 
 
 def _commit() -> str:
-    """The checkout's short commit hash, ``+`` if its tracked files differ from it; ``unknown``
-    outside a git checkout."""
+    """The checkout's short commit hash, ``+`` if its code (not its stored results) differs from
+    it; ``unknown`` outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "pyro_mm", "models",
-                                "guides", "benchmarks"], capture_output=True, timeout=10).returncode
+                                "guides", "benchmarks", ":(exclude)benchmarks/results"],
+                               capture_output=True, timeout=10).returncode
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head + ("+" if dirty == 1 else "")) if head else "unknown"

@@ -14,13 +14,12 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from pyro_mm.extras import require
+from pyro_mm.metrics.coherence import CoherenceResult
+from pyro_mm.metrics.relatedness import histogram_data
 
 require("matplotlib", "metrics", "pyro_mm's figures")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-from pyro_mm.metrics.coherence import CoherenceResult
-from pyro_mm.metrics.relatedness import histogram_data
 
 __all__ = ["coherence_bars", "w2_histograms", "distance_matrix_heatmap", "cross_generation_grid", "cross_generation_figure",
            "training_curve", "latent_view", "principal_plane"]
