@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from step_overhead import write_results
 
 from pyro_mm.data import MNISTSynDigits, PairedFraction
 from pyro_mm.main_job import MainJobConfig, build_model
@@ -90,9 +91,6 @@ def main(args):
 
 
 def write(out: Path, single, ddp, args):
-    from pyro_mm.provenance import provenance, stamp
-
-    record = provenance()
     rows = [("one process (built-in trainer)", single["threads"], 128, single["seconds_per_step"]),
             (f"{WORLD} processes (Lightning DDP, gloo)", ddp["threads_per_process"], 128 // WORLD,
              ddp["seconds_per_step"])]
@@ -101,12 +99,10 @@ def write(out: Path, single, ddp, args):
     lines += [f"| {name} | {threads} | {batch} | {1000 * sec:.0f} | {128 / sec:.0f} |"
               for name, threads, batch, sec in rows]
     table = "\n".join(lines) + "\n"
-    report = {"provenance": record, "steps": args.steps, "warmup": args.warmup, "single": single, "ddp": ddp}
-    (out / "data_parallel.json").write_text(json.dumps(report, indent=2))
-    (out / "data_parallel.md").write_text(f"{table}\n{stamp(record)}\n")
+    write_results(out, "data_parallel", {"steps": args.steps, "warmup": args.warmup, "single": single, "ddp": ddp},
+                  table)
     for name in ("data_parallel_single.json", "data_parallel_ranks.json"):
         (out / name).unlink()
-    print(table)
 
 
 if __name__ == "__main__":

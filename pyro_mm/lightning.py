@@ -40,7 +40,7 @@ except ImportError as error:  # pragma: no cover - the extra is installed in the
 from torch.utils.data import DataLoader, Dataset
 
 from .batch import MultimodalBatch, collate_multimodal
-from .monitor import cross_generation_image, log_image, step_metrics
+from .monitor import log_cross_generation, log_step
 from .training import Objective, adam
 
 __all__ = ["LightningObjective", "fit_lightning", "data_loader", "SUPPORTED_PRECISION"]
@@ -121,12 +121,9 @@ class LightningObjective(L.LightningModule):
                                      "check the data")
         self.objective.step_losses.append(per_sample)
         if self.trainer.is_global_zero and self.loggers and len(self.objective.step_losses) % self.log_every == 0:
-            metrics = {**step_metrics(self.objective, per_sample), "epoch": self.current_epoch}
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=self.global_step)
+            log_step(self.loggers, self.objective, per_sample, self.global_step, self.current_epoch)
             if self.images_every and self.global_step % self.images_every == 0 and self.images is not None:
-                log_image(self.loggers, "cross_generation", cross_generation_image(self.objective, self.images),
-                          self.global_step)
+                log_cross_generation(self.loggers, self.objective, self.images, self.global_step)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = len(self.objective.step_losses)

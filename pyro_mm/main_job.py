@@ -110,22 +110,11 @@ def _step_seconds(train, config: MainJobConfig, device) -> float:
     """Seconds per training step on this machine: a few steps of a throw-away copy of the model."""
     import torch
 
-    from .training import adam, batches
+    from .training import seconds_per_step
 
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        vae = build_model(train, config).to(device)
-        batch = next(iter(batches(train, config.batch_size, torch.Generator().manual_seed(0))))
-        batch = vae.to_model(batch)
-        vae.initialise(batch)
-        optim = adam(vae.parameters(), config.lr)
-        for step in range(5):
-            if step == 2:
-                start = time.perf_counter()
-            optim.zero_grad()
-            vae(batch).backward()
-            optim.step()
-    return (time.perf_counter() - start) / 3
+        return seconds_per_step(build_model(train, config).to(device), train, config.batch_size, config.lr)
 
 
 def run_main_job(config: MainJobConfig) -> Dict:

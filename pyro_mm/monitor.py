@@ -19,7 +19,7 @@ import torch
 from .batch import MultimodalBatch
 from .extras import require
 
-__all__ = ["LoggerCallback", "step_metrics", "cross_generation_image", "log_image"]
+__all__ = ["LoggerCallback", "step_metrics", "log_step", "cross_generation_image", "log_image", "log_cross_generation"]
 
 
 def step_metrics(objective, loss_per_sample: float) -> Dict[str, float]:
@@ -30,6 +30,14 @@ def step_metrics(objective, loss_per_sample: float) -> Dict[str, float]:
     terms = getattr(objective.elbo, "last_terms", None) or {}
     metrics.update({f"terms/{name}": float(value) for name, value in terms.items()})
     return metrics
+
+
+def log_step(loggers: Sequence, objective, loss_per_sample: float, step: int, epoch: int) -> None:
+    """Send a step's loss per sample, the bound's terms (:func:`step_metrics`) and its epoch to
+    every logger."""
+    metrics = {**step_metrics(objective, loss_per_sample), "epoch": epoch}
+    for logger in loggers:
+        logger.log_metrics(metrics, step=step)
 
 
 def cross_generation_image(vae, batch: MultimodalBatch) -> Optional[np.ndarray]:
@@ -72,6 +80,11 @@ def log_image(loggers: Sequence, name: str, image: Optional[np.ndarray], step: i
             plt.imsave(path, image)
 
 
+def log_cross_generation(loggers: Sequence, vae, batch: MultimodalBatch, step: int) -> None:
+    """Send the cross-generation grid of ``batch`` (:func:`cross_generation_image`) to every logger."""
+    log_image(loggers, "cross_generation", cross_generation_image(vae, batch), step)
+
+
 class LoggerCallback:
     """A callback of the built-in trainer (:class:`~pyro_mm.training.Trainer`) that sends every
     ``every``-th step's loss and bound terms to ``loggers``, and every ``images_every`` steps (0:
@@ -89,12 +102,9 @@ class LoggerCallback:
 
     def __call__(self, record) -> None:
         if record.step % self.every == 0:
-            metrics = {**step_metrics(record.objective, record.loss), "epoch": record.epoch}
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=record.step)
+            log_step(self.loggers, record.objective, record.loss, record.step, record.epoch)
         if self.images_every and record.step % self.images_every == 0:
-            log_image(self.loggers, "cross_generation", cross_generation_image(record.objective, self.batch),
-                      record.step)
+            log_cross_generation(self.loggers, record.objective, self.batch, record.step)
 
     def close(self) -> None:
         """Write out what the loggers buffer (their ``save``)."""

@@ -41,7 +41,7 @@ from .checkpoint import (
 )
 from .protocols import DataInitialised
 
-__all__ = ["Objective", "Trainer", "StepRecord", "adam", "LR_SCHEDULES"]
+__all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES"]
 
 #: the learning-rate schedules of :class:`Trainer`
 LR_SCHEDULES = ("constant", "cosine")
@@ -163,6 +163,24 @@ def batches_per_epoch(data, batch_size: int) -> Optional[int]:
     return len(data) if hasattr(data, "__len__") else None
 
 
+def seconds_per_step(objective: Objective, data, batch_size: int, lr: float, warmup: int = 2, timed: int = 3) -> float:
+    """Seconds one training step of ``objective`` takes on this machine: ``timed`` steps (after
+    ``warmup``) of the trainer's step on the first batch of ``data``. The steps change
+    ``objective``: measure on a copy that is thrown away. The global random state is kept."""
+    with torch.random.fork_rng():
+        first = next(iter(batches(objective.training_data(data), batch_size, torch.Generator().manual_seed(0))))
+        batch = objective.to_model(first)
+        objective.initialise(batch)
+        optim = adam(objective.parameters(), lr)
+        for step in range(warmup + timed):
+            if step == warmup:
+                start = time.perf_counter()
+            optim.zero_grad()
+            objective(batch).backward()
+            optim.step()
+    return (time.perf_counter() - start) / timed
+
+
 def _data_settings(data) -> dict:
     """What a resumed run checks about its data: the size and a hash of the observation masks."""
     masks = _masks(data)
@@ -193,6 +211,13 @@ class StepRecord:
     def loss(self) -> float:
         """The step's loss per sample (on a GPU, reading it waits for the step to finish)."""
         return float(self._loss)
+
+
+def _checkpoint(objective: Objective, optimizer_state: dict, epoch_generator, position: dict, settings: dict) -> dict:
+    """A training checkpoint's content: everything a resumed run needs to continue exactly."""
+    return {"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT], "description": objective.description(),
+            "state_dict": objective.state_dict(), "optimizer": optimizer_state, "rng": capture_rng(),
+            "epoch_generator": epoch_generator, "position": position, "settings": settings}
 
 
 def _positive_int(name: str, value, allow_none: bool = False):
@@ -360,10 +385,7 @@ class Trainer:
         def save():
             if deferred:
                 _read_back(objective, position)
-            atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
-                         "description": objective.description(), "state_dict": objective.state_dict(),
-                         "optimizer": optim.state_dict(), "rng": capture_rng(), "epoch_generator": epoch_start,
-                         "position": position, "settings": settings}, checkpoint)
+            atomic_save(_checkpoint(objective, optim.state_dict(), epoch_start, position, settings), checkpoint)
 
         def finished() -> bool:
             return ((self.epochs is not None and position["epoch"] > self.epochs)
@@ -461,14 +483,11 @@ class Trainer:
         one process would draw there; not bit for bit the run that wrote it)."""
         data = objective.training_data(data)
         generator = torch.Generator().manual_seed(self.seed)
-        if _masks(data) is not None:
-            for _ in range(epochs_done):
-                torch.randperm(len(data), generator=generator)
-        atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
-                     "description": objective.description(), "state_dict": objective.state_dict(),
-                     "optimizer": optimizer_state, "rng": capture_rng(), "epoch_generator": generator.get_state(),
-                     "position": {"epoch": epochs_done + 1, "skip": 0, "total": 0.0, "count": 0},
-                     "settings": self.settings(data, config)}, self.checkpoint)
+        for _ in range(epochs_done):
+            batches(data, self.batch_size, generator)  # draws each epoch's order, as a run of one process does
+        position = {"epoch": epochs_done + 1, "skip": 0, "total": 0.0, "count": 0}
+        atomic_save(_checkpoint(objective, optimizer_state, generator.get_state(), position,
+                                self.settings(data, config)), self.checkpoint)
 
     def _total_steps(self, per_epoch: Optional[int], done_before: int, position: dict) -> Optional[int]:
         """Steps the run will have taken when it ends (``None``: unknown)."""

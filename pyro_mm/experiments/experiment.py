@@ -9,7 +9,6 @@ built once per process and shared by the cells (:class:`DataCache`).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -17,7 +16,7 @@ import torch
 
 from ..data.catalog import load_dataset, num_modalities_of, observation_scheme
 from ..methods import METHODS
-from ..training import batches
+from ..training import seconds_per_step
 from .grid import Cell
 
 __all__ = ["Experiment", "DataCache", "measure_duration"]
@@ -112,15 +111,6 @@ def measure_duration(experiment: Experiment, cells: Sequence[Cell], warmup: int 
         with torch.random.fork_rng():
             torch.manual_seed(0)
             vae, train = experiment.build(cell)
-            optim = torch.optim.Adam(vae.parameters(), lr=cell.lr)
-            batch = next(iter(batches(vae.training_data(train), cell.batch_size, torch.Generator().manual_seed(0))))
-            vae.initialise(batch)
-            for step in range(warmup + timed):
-                if step == warmup:
-                    start = time.perf_counter()
-                optim.zero_grad()
-                vae(batch).backward()
-                optim.step()
-        per_step = (time.perf_counter() - start) / timed
+            per_step = seconds_per_step(vae, train, cell.batch_size, cell.lr, warmup, timed)
         total += per_step * sum(c.steps for c in group)
     return total
