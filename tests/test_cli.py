@@ -156,6 +156,7 @@ def test_sample_from_the_prior_and_given_a_modality(tmp_path, capsys):
     assert (out / "samples.png").stat().st_size > 0
     given = tmp_path / "given"
     assert main(["sample", "--run", str(out), "--given", "syndigits", "--index", "4", "0", "--out", str(given)]) == 0
+    assert "generating mnist from syndigits" in capsys.readouterr().out  # (on a fresh cache, a build's progress on stderr)
     samples = torch.load(given / "samples.pt")
     assert set(samples) == {"syndigits->mnist"} and samples["syndigits->mnist"].shape == (2, 1, 28, 28)
     assert (given / "samples.png").stat().st_size > 0
