@@ -36,7 +36,7 @@ class MainJobConfig:
     """Every setting of the main job (the ones a user changes have options in ``pyro-mm main``)."""
 
     out: Path = Path("runs/main")
-    steps: int = 2200  #: training steps
+    steps: int = 4000  #: training steps
     fraction: float = 0.5  #: paired fraction f
     z_dim: int = 16
     num_particles: int = 5  #: K, classifier samples of MEME's q̂
