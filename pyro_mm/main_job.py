@@ -135,7 +135,7 @@ def run_main_job(config: MainJobConfig) -> Dict:
     start = time.time()
     say = print if config.progress else (lambda *a, **k: None)
     say(f"the main job: MEME on MNIST–SynDigits, {config.steps} training steps, then evaluation "
-        "(about 10 minutes on a 2-core CPU, the data build from an empty cache included)")
+        "(about 8 minutes on a 2-core CPU, the data build from an empty cache included)")
 
     say("[1/4] data: MNIST–SynDigits (built offline and cached on first use)")
     train = MNISTSynDigits("train", size=config.size, observation=PairedFraction(config.fraction, "alternate"))
