@@ -5,6 +5,7 @@ method equal one process's on both shards together. Run by tests/test_lightning.
     python tests/ddp_gradients.py OUT_DIR
 """
 
+import faulthandler
 import json
 import os
 import sys
@@ -23,6 +24,8 @@ from pyro_mm.lightning import LightningObjective  # noqa: E402
 from pyro_mm.methods import METHODS  # noqa: E402
 
 WORLD, SEED = 2, 7
+#: seconds after which a worker prints every thread's stack (the test gives the run 120 s; alone it takes ~15 s)
+HANG_REPORT_SECONDS = 90
 CASES = [(name, missing) for name in METHODS for missing in (0.0, 0.4)]
 
 
@@ -51,6 +54,7 @@ def shard(batch, rank):
 
 
 def worker(rank, out):
+    faulthandler.dump_traceback_later(HANG_REPORT_SECONDS)  # a rank that hangs prints where, before the test's timeout
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["DDP_TEST_PORT"])
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
@@ -65,6 +69,7 @@ def worker(rank, out):
         draws = vae.guide.posterior(batch).rsample() if hasattr(vae.guide, "posterior") else None
         torch.save({"grads": grads, "start": start, "draws": draws}, Path(out) / f"{name}-{missing}-rank{rank}.pt")
     dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
 
 
 def main(out):
