@@ -8,7 +8,7 @@ observation scheme was):
 * latent accuracy: a linear probe on posterior means, given each modality alone (q(z | x_m)) and for the joint
   posterior, trained on training-set embeddings;
 * Fréchet distance in classifier features between real and generated images, unconditional and
-  conditional (cross-generated);
+  conditional (the cross-generations that cross coherence judged);
 * the importance-sampled joint log-likelihood and the conditional log p(x_n | x_m) of every pair,
   each with its Pareto k̂ summary;
 * for two modalities, MEME's relatedness: W2 between the two unimodal posteriors of paired vs
@@ -67,8 +67,22 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
     arrays: Dict = {}
     stages = tqdm(total=6, desc="evaluate", disable=not progress)
 
-    def generate(batch, given, target):
+    generated: Dict = {}  # (source, target) -> the cross-generations from one modality, chunk by chunk
+
+    def draw(batch, given, target):
         return predict(model, guide, batch, given, [target])[target]
+
+    def generate(batch, given, target):  # drawn for cross coherence; kept when one modality is given
+        x = draw(batch, given, target)
+        if len(given) == 1:
+            generated.setdefault((given[0], target), []).append(x)
+        return x
+
+    def cross_generated(given, target):  # those cross coherence judged, else drawn now
+        kept = generated.get((given, target), [])
+        if sum(len(x) for x in kept) == len(test):
+            return torch.cat(kept)
+        return torch.cat([draw(c, (given,), target) for c in chunks])
 
     if len(names) > 1:
         coherence = cross_coherence(generate, chunks, classifiers, names)
@@ -99,7 +113,7 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
 
     grid = chunks[0].select(torch.arange(min(8, len(chunks[0]))))
     arrays["grid_inputs"] = {n: grid[n].cpu() for n in names}
-    arrays["grid_generated"] = {f"{g}->{t}": generate(grid, (g,), t).cpu() for t in images for g in names if g != t}
+    arrays["grid_generated"] = {f"{g}->{t}": draw(grid, (g,), t).cpu() for t in images for g in names if g != t}
     prior = sample_prior(model, len(test))
     frechet = {"unconditional": {}, "conditional": {}}
     for n in images:
@@ -107,7 +121,7 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
         frechet["unconditional"][n] = frechet_distance(real, classifier_features(classifiers[n], prior[n]))
         for g in names:
             if g != n:
-                fake = torch.cat([generate(c, (g,), n) for c in chunks])
+                fake = cross_generated(g, n)
                 frechet["conditional"][f"{g}->{n}"] = frechet_distance(real, classifier_features(classifiers[n], fake))
     results["frechet"] = frechet
     stages.update()
@@ -146,7 +160,7 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
         cca = {}
         for a, b in combinations(names, 2):
             for src, dst in ((a, b), (b, a)):
-                fake = torch.cat([generate(c, (src,), dst) for c in chunks])
+                fake = cross_generated(src, dst)
                 cca[f"{src}->{dst}"] = held_out_cca_correlation(classifier_features(classifiers[src], test[src]),
                                                                 classifier_features(classifiers[dst], fake), k=5)
         results["cca"] = cca

@@ -1,19 +1,21 @@
 """evaluate() end to end on a small image-text set, and its report."""
 
 import json
+from collections import Counter
 
 import torch
 
 from pyro_mm.guides import MutualSupervisionGuide
 from pyro_mm.likelihoods import Categorical
 from pyro_mm.metrics.classifiers import train_classifier
+from pyro_mm.metrics import evaluate as evaluate_module
 from pyro_mm.metrics.evaluate import evaluate, write_report
 from pyro_mm.modality import Modality
 from pyro_mm.models import MutualSupervisionModel
 from pyro_mm.nets import MLPDecoder, MLPEncoder, TextDecoder, TextEncoder
 
 
-def test_every_metric_and_the_report(captions, tmp_path):
+def test_every_metric_and_the_report(captions, tmp_path, monkeypatch):
     train, test = captions
     z = 4
     img_shape = train.event_shapes["image"]
@@ -24,9 +26,19 @@ def test_every_metric_and_the_report(captions, tmp_path):
     model = MutualSupervisionModel(mods, z, pseudo_samples=4)
     guide = MutualSupervisionGuide(mods)
     classifiers = {n: train_classifier(train, n, epochs=1, progress=False, seed=0) for n in train.names}
+    drawn = Counter()  # rows cross-generated, per (given, target)
+
+    def counting_predict(model, guide, batch, given, targets):
+        drawn[(tuple(given), *targets)] += len(batch)
+        return predict(model, guide, batch, given, targets)
+    predict = evaluate_module.predict
+    monkeypatch.setattr(evaluate_module, "predict", counting_predict)
     results = evaluate(model, guide, test, classifiers, train_set=train, num_samples=200, likelihood_samples=20,
                        likelihood_particles=30, batch_size=100, progress=False)
     assert set(results["cross_coherence"]["pairs"]) == {"image->text", "text->image"}
+    # the Fréchet distances and the CCA read the cross-generations that coherence judged: each test
+    # pair is cross-generated once per direction (plus the 8 pairs of the figure's grid, images only)
+    assert drawn == {(("text",), "image"): 200 + 8, (("image",), "text"): 200}
     assert 0.0 <= results["joint_coherence"] <= 1.0
     assert set(results["latent_accuracy"]) == {"joint", "image", "text"}
     assert "image" in results["frechet"]["unconditional"] and "text->image" in results["frechet"]["conditional"]
