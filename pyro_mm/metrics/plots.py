@@ -157,20 +157,27 @@ def principal_plane(z: np.ndarray) -> tuple:
 
 
 def latent_view(embeddings: Mapping[str, np.ndarray], labels, path: PathLike,
-                basis: Optional[str] = None, title: str = "Posterior means, first two principal axes") -> Path:
+                basis: Optional[str] = None, title: str = "Posterior means, first two principal axes",
+                max_points: int = 3000) -> Path:
     """A 2-D view of the latent space: every posterior's means (one panel each) projected on the
     same plane — the principal plane of ``embeddings[basis]`` (default: ``"joint"`` if present, else
-    the first) — coloured by class, so aligned unimodal posteriors show the same clusters."""
+    the first) — coloured by class, so aligned unimodal posteriors show the same clusters. The plane
+    is fitted on every sample; at most ``max_points`` of them (a fixed random subset, the same in
+    every panel) are drawn, so that the clusters are not painted over."""
     if not embeddings:
         raise ValueError("latent_view needs at least one set of embeddings")
     embeddings = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
     basis = basis or ("joint" if "joint" in embeddings else next(iter(embeddings)))
     mean, axes = principal_plane(embeddings[basis])
     labels = np.asarray(labels)
+    shown = np.arange(len(labels))
+    if len(shown) > max_points:
+        shown = np.sort(np.random.default_rng(0).choice(len(shown), max_points, replace=False))
+    labels = labels[shown]
     fig = Figure(figsize=(3.3 * len(embeddings), 3.4))
     for i, (name, z) in enumerate(embeddings.items()):
         ax = fig.add_subplot(1, len(embeddings), i + 1)
-        xy = (z - mean) @ axes
+        xy = (z[shown] - mean) @ axes
         points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
         ax.set(title=name, xticks=[], yticks=[])
     fig.colorbar(points, ax=fig.axes, ticks=range(10), label="class", shrink=0.8)
