@@ -50,7 +50,7 @@ class MainJobConfig:
     warmup_steps: int = 200
     batch_size: int = 128
     size: Optional[int] = None  #: training images (default: all 60 000 MNIST digits)
-    eval_samples: int = 1000  #: test pairs for coherence, latent accuracy, Fréchet distance
+    eval_samples: int = TEST_PAIRS  #: test pairs for coherence, latent accuracy, Fréchet distance (all of them)
     likelihood_samples: int = 200
     likelihood_particles: int = 100
     classifier_size: Optional[int] = 10000  #: training digits of the judging classifiers (None: all 60 000)
@@ -135,7 +135,7 @@ def run_main_job(config: MainJobConfig) -> Dict:
     start = time.time()
     say = print if config.progress else (lambda *a, **k: None)
     say(f"the main job: MEME on MNIST–SynDigits, {config.steps} training steps, then evaluation "
-        "(about 8 minutes on a 2-core CPU, the data build from an empty cache included)")
+        "(about 10 minutes on a 2-core CPU, the data build from an empty cache included)")
 
     say("[1/4] data: MNIST–SynDigits (built offline and cached on first use)")
     train = MNISTSynDigits("train", size=config.size, observation=PairedFraction(config.fraction, "alternate"))
