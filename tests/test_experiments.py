@@ -90,3 +90,19 @@ def test_cells_are_named_by_their_whole_configuration():
     c = Cell.make("mmvae", "polymnist", 0, 101, options={"beta": 2.0}, labels={"beta": 2.0})
     assert a.key == b.key != c.key and a.key.startswith("mmvae-beta2.0-seed0-")
     assert a.option_values == {"beta": 2.0} and a.config()["labels"] == {"beta": 2.0}
+
+
+def test_a_method_has_one_colour_in_every_panel_and_the_legend_names_every_method(tmp_path, monkeypatch):
+    """The unimodal VAE has no cross coherence: the other methods must keep their colours there."""
+    from pyro_mm.experiments import report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, title="": kept.append(fig) or path)
+    points = {2: (1.0, 0.1, 3), 5: (2.0, 0.2, 3)}
+    report.line_figure([("quality", {"unimodal": points, "mvae": points, "mmvae": points}),
+                        ("coherence", {"mvae": points, "mmvae": points})], "M", tmp_path / "figure.png")
+    first, second = kept[0].axes
+    colours = [{bars.get_label(): bars.lines[0].get_color() for bars in ax.containers} for ax in (first, second)]
+    assert len(set(colours[0].values())) == 3
+    assert colours[1] == {k: colours[0][k] for k in ("mvae", "mmvae")}
+    assert [t.get_text() for t in first.get_legend().get_texts()] == ["unimodal", "mvae", "mmvae"]

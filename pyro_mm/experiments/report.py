@@ -47,20 +47,27 @@ def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], digi
 
 def line_figure(panels: Sequence[Tuple[str, Dict[str, Dict[float, Tuple[float, float, int]]]]], xlabel: str,
                 path: Path, ylabel: str = "", title: str = "") -> Path:
-    """One panel per ``(title, method -> x -> (mean, sd, n))``, a line with error bars per method."""
+    """One panel per ``(title, method -> x -> (mean, sd, n))``, a line with error bars per method.
+
+    A method has one colour in every panel (also where it is missing from some, e.g. the unimodal
+    VAE from cross coherence), and the legend, on the first panel, names every method."""
     plt = pyplot()
 
+    methods = list(dict.fromkeys(method for _, series in panels for method in series))
+    colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
+    handles = {}
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels):
         for method, points in series.items():
             xs = sorted(points)
-            ax.errorbar(xs, [points[x][0] for x in xs], yerr=[points[x][1] for x in xs], marker="o", capsize=3,
-                        label=method)
+            handles.setdefault(method, ax.errorbar(xs, [points[x][0] for x in xs], yerr=[points[x][1] for x in xs],
+                                                   marker="o", capsize=3, color=colours[method], label=method))
         ax.set_title(name)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    return save_figure(fig, path, title, legend=axes[0][0])
+    axes[0][0].legend([handles[m] for m in methods], methods, fontsize=8)
+    return save_figure(fig, path, title)
 
 
 def pyplot():
