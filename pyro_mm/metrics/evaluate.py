@@ -78,11 +78,8 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
             generated.setdefault((given[0], target), []).append(x)
         return x
 
-    def cross_generated(given, target):  # those cross coherence judged, else drawn now
-        kept = generated.get((given, target), [])
-        if sum(len(x) for x in kept) == len(test):
-            return torch.cat(kept)
-        return torch.cat([draw(c, (given,), target) for c in chunks])
+    def cross_generated(given, target):  # those cross coherence judged (every test pair: the batch is complete)
+        return torch.cat(generated[(given, target)])
 
     if len(names) > 1:
         coherence = cross_coherence(generate, chunks, classifiers, names)

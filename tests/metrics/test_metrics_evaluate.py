@@ -27,11 +27,11 @@ def test_every_metric_and_the_report(captions, tmp_path, monkeypatch):
     guide = MutualSupervisionGuide(mods)
     classifiers = {n: train_classifier(train, n, epochs=1, progress=False, seed=0) for n in train.names}
     drawn = Counter()  # rows cross-generated, per (given, target)
+    predict = evaluate_module.predict
 
     def counting_predict(model, guide, batch, given, targets):
         drawn[(tuple(given), *targets)] += len(batch)
         return predict(model, guide, batch, given, targets)
-    predict = evaluate_module.predict
     monkeypatch.setattr(evaluate_module, "predict", counting_predict)
     results = evaluate(model, guide, test, classifiers, train_set=train, num_samples=200, likelihood_samples=20,
                        likelihood_particles=30, batch_size=100, progress=False)
