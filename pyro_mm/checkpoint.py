@@ -1,9 +1,11 @@
 """Files written by pyro_mm: saved models and resumable training checkpoints.
 
-Both are ``torch.save`` payloads tagged with a ``format`` and a ``version``. On disk a payload is
-wrapped with the SHA-256 of its serialised bytes, which reading verifies: a flipped byte, a
-truncated or half-copied file is refused with an error naming the file instead of loading
-changed weights. Files are written atomically (serialised in memory, written to a temporary file
+Both are ``torch.save`` payloads tagged with a ``format`` and a ``version``. On disk a file is a
+one-line header, ``pyro_mm-file sha256 <hex digest>``, followed by the serialised payload whose
+SHA-256 it names; reading verifies every byte (header included), so a flipped byte, a truncated or
+half-copied file is refused with an error naming the file instead of loading changed weights.
+(Files written before this layout wrapped the same digest and payload in an outer ``torch.save``,
+whose zip padding no digest covered; they are still read.) Files are written atomically (serialised in memory, written to a temporary file
 beside the target, fsync-ed, then ``os.replace``-d), so an interrupted write — a full disk, a
 Ctrl-C, a killed process — never leaves a half-written file in place of the previous one; the
 temporary files a killed write leaves behind are removed by :func:`remove_stale_temporaries`.
@@ -34,7 +36,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-__all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "atomic_save", "read_payload", "capture_rng",
+__all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "atomic_save", "read_payload", "verified_content", "capture_rng",
            "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError"]
 
 MODEL_FORMAT = "pyro_mm-model"
@@ -42,6 +44,8 @@ TRAINING_FORMAT = "pyro_mm-training"
 #: the layout version of each format that this pyro_mm writes and reads
 VERSIONS = {MODEL_FORMAT: 2, TRAINING_FORMAT: 3}
 _WRAPPER = "pyro_mm-file"
+_HEADER = b"pyro_mm-file sha256 "
+_DIGEST_LENGTH = 64
 _TEMPORARY = ".tmp"
 
 
@@ -51,13 +55,12 @@ def atomic_save(payload: Dict, path) -> Path:
     inner = io.BytesIO()
     torch.save(payload, inner)
     content = inner.getvalue()
-    outer = io.BytesIO()
-    torch.save({"wrapper": _WRAPPER, "sha256": hashlib.sha256(content).hexdigest(), "content": content}, outer)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=_TEMPORARY)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(outer.getvalue())
+            f.write(_HEADER + hashlib.sha256(content).hexdigest().encode() + b"\n")
+            f.write(content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -89,16 +92,7 @@ def read_payload(path, fmt: str, map_location="cpu") -> Dict:
         raise ValueError(f"{path} is a directory, not a pyro_mm {what}")
     if not path.is_file():
         raise FileNotFoundError(f"no pyro_mm {what} at {path}")
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
-                         .split("\n")[0]) from None
-    if not isinstance(outer, dict) or outer.get("wrapper") != _WRAPPER:
-        raise ValueError(f"{path} is not a pyro_mm {what} (no pyro_mm checksum wrapper)")
-    content = outer.get("content")
-    if not isinstance(content, bytes) or hashlib.sha256(content).hexdigest() != outer.get("sha256"):
-        raise ValueError(f"{path} is corrupt: its content does not match its checksum (a changed or damaged file)")
+    content = verified_content(path, what)
     try:
         payload = torch.load(io.BytesIO(content), map_location=map_location, weights_only=False)
     except Exception as error:
@@ -111,6 +105,31 @@ def read_payload(path, fmt: str, map_location="cpu") -> Dict:
         raise ValueError(f"{path} has {what} version {payload.get('version')}, this pyro_mm reads version "
                          f"{VERSIONS[fmt]}")
     return payload
+
+
+def verified_content(path, what: str = "file") -> bytes:
+    """The serialised payload of the pyro_mm file ``path``, once its SHA-256 matches the header's
+    (or, for a file of the older layout, the outer wrapper's); ``ValueError`` naming the file
+    otherwise."""
+    path = Path(path)
+    data = path.read_bytes()
+    start = len(_HEADER) + _DIGEST_LENGTH + 1
+    if data.startswith(_HEADER):
+        digest, separator, content = data[len(_HEADER):start - 1], data[start - 1:start], data[start:]
+        if separator != b"\n" or hashlib.sha256(content).hexdigest().encode() != digest:
+            raise ValueError(f"{path} is corrupt: its content does not match its checksum (a changed or damaged file)")
+        return content
+    try:  # the older layout: an outer torch.save of {"wrapper", "sha256", "content"}
+        outer = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
+                         .split("\n")[0]) from None
+    if not isinstance(outer, dict) or outer.get("wrapper") != _WRAPPER:
+        raise ValueError(f"{path} is not a pyro_mm {what} (no pyro_mm checksum wrapper)")
+    content = outer.get("content")
+    if not isinstance(content, bytes) or hashlib.sha256(content).hexdigest() != outer.get("sha256"):
+        raise ValueError(f"{path} is corrupt: its content does not match its checksum (a changed or damaged file)")
+    return content
 
 
 def capture_rng() -> Dict:

@@ -6,7 +6,9 @@ trains MEME (Joy et al. 2022) for a fixed number of steps under the paired-fract
 (f = 0.5: a quarter of the samples observe only MNIST, a quarter only SynDigits), trains the
 judging classifiers (cached), evaluates on the test split, prints a compact table against the
 targets and writes a report with figures. The same command gives the same figures on the same
-torch build (``metrics.json`` is identical run to run; the timings go to ``timing.json``).
+torch build (``metrics.json`` is identical run to run; the timings go to ``timing.json``, with the
+matmul precision of the training, the torch threads, the CPU's flags and the rest of
+:func:`pyro_mm.provenance.provenance`).
 
 The configuration (``docs/main_job.md`` tells how it was chosen): the reference code's objective
 (directions summed) with K = 5 classifier samples, λ = 10 for the direction SynDigits → MNIST and
@@ -56,6 +58,8 @@ class MainJobConfig:
     classifier_size: Optional[int] = 10000  #: training digits of the judging classifiers (None: all 60 000)
     seed: int = 0
     device: str = "cpu"
+    #: precision of float32 matrix products and convolutions while training (:mod:`pyro_mm.precision`)
+    matmul_precision: str = "highest"
     progress: bool = True
 
     def to_json(self) -> Dict:
@@ -63,12 +67,15 @@ class MainJobConfig:
 
     def check(self) -> None:
         """Refuse settings the job cannot honour, before any work."""
+        from .precision import check_precision
+
         if not 1 <= self.eval_samples <= TEST_PAIRS:
             raise ValueError(f"eval_samples must lie in [1, {TEST_PAIRS}] (the test split's pairs), got "
                              f"{self.eval_samples}")
         if self.likelihood_particles < 25:
             raise ValueError(f"likelihood_particles must be at least 25 (the Pareto k-hat's fit), got "
                              f"{self.likelihood_particles}")
+        check_precision(self.matmul_precision)
 
 
 def build_model(train, config: MainJobConfig):
@@ -114,7 +121,8 @@ def _step_seconds(train, config: MainJobConfig, device) -> float:
 
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        return seconds_per_step(build_model(train, config).to(device), train, config.batch_size, config.lr)
+        return seconds_per_step(build_model(train, config).to(device), train, config.batch_size, config.lr,
+                                matmul_precision=config.matmul_precision)
 
 
 def run_main_job(config: MainJobConfig) -> Dict:
@@ -126,6 +134,7 @@ def run_main_job(config: MainJobConfig) -> Dict:
     from .data import MNISTSynDigits, PairedFraction
     from .metrics import classifiers_for
     from .metrics.evaluate import evaluate, write_report
+    from .provenance import provenance
 
     config.check()
     out = Path(config.out)
@@ -147,14 +156,15 @@ def run_main_job(config: MainJobConfig) -> Dict:
     say(f"[2/4] train MEME for {config.steps} steps: about {config.steps * per_step / 60:.1f} min here "
         f"({per_step * 1000:.0f} ms per step; K={config.num_particles}, λ={config.classifier_weight}, 10 for directions "
         f"not named, {estimator}; f={config.fraction}, z={config.z_dim}, batch {config.batch_size}, lr {config.lr} "
-        f"{config.lr_schedule})")
+        f"{config.lr_schedule}, float32 matmul precision {config.matmul_precision})")
     torch.manual_seed(config.seed)
     vae = build_model(train, config).to(device)
     out.mkdir(parents=True, exist_ok=True)
     train_start = time.time()
     vae.fit(train, epochs=None, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
             lr_schedule=config.lr_schedule, warmup_steps=config.warmup_steps, seed=config.seed,
-            progress=config.progress, checkpoint=out / "checkpoint.pt", checkpoint_every=500)
+            progress=config.progress, checkpoint=out / "checkpoint.pt", checkpoint_every=500,
+            matmul_precision=config.matmul_precision)
     losses = vae.step_losses
     train_seconds = time.time() - train_start
     vae.save(out / "model.pt")
@@ -188,7 +198,8 @@ def run_main_job(config: MainJobConfig) -> Dict:
     total = time.time() - start
     timing = {"total_seconds": round(total, 1), "training_seconds": round(train_seconds, 1),
               "evaluation_seconds": round(time.time() - evaluation_start, 1),
-              "ms_per_step_measured_before": round(per_step * 1000, 1)}
+              "ms_per_step_measured_before": round(per_step * 1000, 1),
+              **provenance(), "matmul_precision": config.matmul_precision}
     (out / "timing.json").write_text(json.dumps(timing, indent=2))
     print()
     print(table)

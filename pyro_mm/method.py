@@ -275,7 +275,7 @@ class MultimodalVAE(Objective):
             callback: Optional[Callable[[StepRecord], None]] = None, checkpoint=None,
             checkpoint_every: int = 0, resume: Union[bool, str, Path] = False,
             config: Optional[dict] = None, steps: Optional[int] = None, lr_schedule: str = "constant",
-            warmup_steps: int = 0) -> List[float]:
+            warmup_steps: int = 0, matmul_precision: str = "highest") -> List[float]:
         """Train with the method's objective (:class:`~pyro_mm.training.Trainer`); returns the mean
         loss per sample of every epoch (the loss of every step is in :attr:`step_losses`).
 
@@ -292,11 +292,19 @@ class MultimodalVAE(Objective):
         :param config: further settings a resumed run must repeat.
         :param lr_schedule: ``"constant"`` or ``"cosine"`` (a half cosine to zero over ``steps``,
             after ``warmup_steps`` of linear rise).
+        :param matmul_precision: ``"highest"`` (float32 arithmetic), ``"high"`` or ``"medium"``:
+            the precision of float32 matrix products and convolutions during this training only
+            (:mod:`pyro_mm.precision`: bfloat16 units for ``medium`` on CPUs with AMX-BF16, TF32
+            on CUDA for both); the queries, evaluation and data run at the process's setting
+            after it. Recorded in the checkpoint: a resumed run must use the same one.
+
+        The content hash of the training data (a pyro_mm data set's ``content_hash``) is kept in
+        :attr:`data_sha256`, saved with the model; a resume on data of another content is refused.
         """
         trainer = Trainer(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, time_budget=time_budget,
                           seed=seed, progress=progress, callbacks=[callback] if callback else (),
                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, lr_schedule=lr_schedule,
-                          warmup_steps=warmup_steps)
+                          warmup_steps=warmup_steps, matmul_precision=matmul_precision)
         return trainer.fit(self, data, resume=resume, config=config)
 
     # --- what a file must agree on ------------------------------------------------------------------

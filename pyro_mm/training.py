@@ -11,7 +11,9 @@ state lives in the module's own state (``state_dict``): the networks, the object
 :class:`~pyro_mm.batch.MultimodalBatch` or any iterable of batches, for a number of epochs or of
 steps, with a progress bar (steps, time left, running loss), callbacks after every step,
 periodic checkpoints and an exact resume: a resumed run repeats the losses and parameters of one
-that was never interrupted (:mod:`pyro_mm.checkpoint`).
+that was never interrupted (:mod:`pyro_mm.checkpoint`). Its loop runs at a float32 matmul precision
+of its own (:mod:`pyro_mm.precision`), recorded in the checkpoint with the data's content hash: a
+resumed run must repeat both.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .checkpoint import (
     remove_stale_temporaries,
     restore_rng,
 )
+from .precision import check_precision, float32_precision
 from .protocols import DataInitialised
 
 __all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES"]
@@ -54,7 +57,8 @@ class Objective(nn.Module):
     ``forward(batch)`` is the loss of a training step: the negative bound summed over the batch,
     whose gradient is the objective's estimator. :attr:`history` holds the mean loss per sample of
     every finished epoch and :attr:`step_losses` the loss per sample of every step; both, and the
-    objective's state, are part of :meth:`state_dict`.
+    objective's state, are part of :meth:`state_dict`, and so is :attr:`data_sha256`, the content
+    hash of the data set it was last trained on.
     """
 
     def __init__(self, model, guide, elbo):
@@ -62,12 +66,17 @@ class Objective(nn.Module):
         self.model, self.guide, self.elbo = model, guide, elbo
         self.history: List[float] = []  #: mean loss per sample of every epoch
         self.step_losses: List[float] = []  #: loss per sample of every training step
+        #: hex SHA-256 of the content of the data its last training ran on (the
+        #: ``content_hash`` of ``self.training_data(data)``; ``None``: not trained, or on data
+        #: without one, such as a ``MultimodalBatch``)
+        self.data_sha256: Optional[str] = None
 
     def forward(self, batch) -> torch.Tensor:
         return self.elbo.differentiable_loss(self.model, self.guide, batch)
 
     def get_extra_state(self) -> Dict:
-        state = {"history": list(self.history), "step_losses": list(self.step_losses)}
+        state = {"history": list(self.history), "step_losses": list(self.step_losses),
+                 "data_sha256": self.data_sha256}
         if hasattr(self.elbo, "state_dict"):
             state["elbo"] = self.elbo.state_dict()
         return state
@@ -75,6 +84,7 @@ class Objective(nn.Module):
     def set_extra_state(self, state: Dict) -> None:
         self.history = list(state["history"])
         self.step_losses = list(state["step_losses"])
+        self.data_sha256 = state.get("data_sha256")  # absent from files written before it existed
         if "elbo" in state:
             self.elbo.load_state_dict(state["elbo"])
 
@@ -163,11 +173,13 @@ def batches_per_epoch(data, batch_size: int) -> Optional[int]:
     return len(data) if hasattr(data, "__len__") else None
 
 
-def seconds_per_step(objective: Objective, data, batch_size: int, lr: float, warmup: int = 2, timed: int = 3) -> float:
+def seconds_per_step(objective: Objective, data, batch_size: int, lr: float, warmup: int = 2, timed: int = 3,
+                     matmul_precision: str = "highest") -> float:
     """Seconds one training step of ``objective`` takes on this machine: ``timed`` steps (after
-    ``warmup``) of the trainer's step on the first batch of ``data``. The steps change
-    ``objective``: measure on a copy that is thrown away. The global random state is kept."""
-    with torch.random.fork_rng():
+    ``warmup``) of the trainer's step on the first batch of ``data``, at the float32 matmul
+    precision ``matmul_precision`` (:mod:`pyro_mm.precision`). The steps change ``objective``:
+    measure on a copy that is thrown away. The global random state is kept."""
+    with torch.random.fork_rng(), float32_precision(matmul_precision):
         first = next(iter(batches(objective.training_data(data), batch_size, torch.Generator().manual_seed(0))))
         batch = objective.to_model(first)
         objective.initialise(batch)
@@ -182,12 +194,33 @@ def seconds_per_step(objective: Objective, data, batch_size: int, lr: float, war
 
 
 def _data_settings(data) -> dict:
-    """What a resumed run checks about its data: the size and a hash of the observation masks."""
+    """What a resumed run checks about its data: the size, a hash of the observation masks and the
+    content hash of a pyro_mm data set (``content_hash``: the samples' stores, rows and labels)."""
     masks = _masks(data)
+    content = getattr(data, "content_hash", None)
     if masks is None:
-        return {"data_size": None, "masks_sha1": None}
+        return {"data_size": None, "masks_sha1": None, "data_sha256": content}
     digest = hashlib.sha1(masks.detach().cpu().numpy().tobytes()).hexdigest()[:16]
-    return {"data_size": len(data), "masks_sha1": digest}
+    return {"data_size": len(data), "masks_sha1": digest, "data_sha256": content}
+
+
+#: the settings of a checkpoint written before they were recorded: what such a run had
+_SETTINGS_BEFORE_RECORDED = {"matmul_precision": "highest"}
+
+
+def _check_content(path, then: Optional[str], now: Optional[str], recorded: bool) -> None:
+    """Refuse a resume on data whose content hash differs from the checkpoint's; a checkpoint
+    written before the hash was recorded is accepted with a warning."""
+    if not recorded:
+        if now is not None:
+            warnings.warn(f"{path} does not record its data's content hash (written by an older pyro_mm): resuming "
+                          "without checking that the data set is the same", UserWarning, stacklevel=4)
+        return
+    if then != now:
+        def short(digest):
+            return f"{digest[:8]}…" if digest else "none"
+        raise ValueError(f"{path}: the data set's content changed since the checkpoint was written (sha256 "
+                         f"{short(now)} now, {short(then)} then): resume on the same data or start a new run")
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -276,6 +309,11 @@ class Trainer:
         ``KeyboardInterrupt`` is raised again. While training, the checkpoint's directory is
         locked against other pyro_mm processes.
     :param int checkpoint_every: steps between checkpoints (0: only at the end).
+    :param str matmul_precision: ``"highest"`` (default: float32 arithmetic), ``"high"`` or
+        ``"medium"``: the precision of float32 matrix products and convolutions inside the training
+        loop only (:mod:`pyro_mm.precision`; on CPUs with AMX-BF16 ``medium`` uses bfloat16 units,
+        on CUDA ``high`` and ``medium`` use TF32). Recorded in the checkpoint: a resumed run must
+        use the same one.
     """
 
     #: steps between read-backs of the losses on a GPU
@@ -284,7 +322,7 @@ class Trainer:
     def __init__(self, epochs: Optional[int] = 1, steps: Optional[int] = None, batch_size: int = 128,
                  lr: float = 1e-3, time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
                  callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None, checkpoint_every: int = 0,
-                 lr_schedule: str = "constant", warmup_steps: int = 0):
+                 lr_schedule: str = "constant", warmup_steps: int = 0, matmul_precision: str = "highest"):
         self.epochs = _positive_int("epochs", epochs, allow_none=steps is not None)
         self.steps = _positive_int("steps", steps, allow_none=True)
         self.batch_size = _positive_int("batch_size", batch_size)
@@ -306,17 +344,19 @@ class Trainer:
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
         self.lr_schedule, self.warmup_steps = lr_schedule, warmup_steps
+        self.matmul_precision = check_precision(matmul_precision)
         self.lr, self.time_budget, self.seed, self.progress = float(lr), time_budget, seed, progress
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
 
     def settings(self, data, config: Optional[dict]) -> dict:
-        """What a resumed run must repeat: the caller's ``config``, batch size, lr, seed, data."""
+        """What a resumed run must repeat: the caller's ``config``, batch size, lr, seed, matmul
+        precision and the data (size, masks, content)."""
         schedule = {} if self.lr_schedule == "constant" else {"lr_schedule": self.lr_schedule, "steps": self.steps,
                                                               "warmup_steps": self.warmup_steps}
         return {**(config or {}), "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, **schedule,
-                **_data_settings(data)}
+                "matmul_precision": self.matmul_precision, **_data_settings(data)}
 
     def rate(self, step: int) -> float:
         """The learning rate of step ``step`` (counted from 0)."""
@@ -333,8 +373,9 @@ class Trainer:
 
         :param resume: ``True`` continues from the trainer's checkpoint, a path continues from that
             file (and, without a checkpoint path, keeps writing to it). A file of another class,
-            modalities, options or settings is refused with an error naming the difference, and
-            left as it is.
+            modalities, options or settings (the matmul precision included), or written on data
+            of another content hash, is refused with an error naming the difference, and left as
+            it is.
         :param config: further settings stored in the checkpoint that a resumed run must repeat
             (e.g. the data set's name and observation scheme, as ``pyro-mm train`` passes).
         """
@@ -357,9 +398,12 @@ class Trainer:
         """Load a checkpoint into ``objective`` and return it, after checking that it was written by
         an object and a run like these (else ``ValueError``, the object untouched)."""
         state = read_payload(path, TRAINING_FORMAT)
+        saved = {**_SETTINGS_BEFORE_RECORDED, **state["settings"]}
         for key, value in settings.items():
-            if state["settings"].get(key) != value:
-                raise ValueError(f"{path} was written with {key}={state['settings'].get(key)!r}, this run has "
+            if key == "data_sha256":
+                _check_content(path, saved.get(key), value, recorded=key in saved)
+            elif saved.get(key) != value:
+                raise ValueError(f"{path} was written with {key}={saved.get(key)!r}, this run has "
                                  f"{key}={value!r}; resume with the same settings")
         objective.check_compatible(state["description"], path)
         load_state(objective, state["state_dict"], path)
@@ -367,6 +411,12 @@ class Trainer:
 
     def _run(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
              settings: dict) -> List[float]:
+        objective.data_sha256 = settings["data_sha256"]
+        with float32_precision(self.matmul_precision):
+            return self._loop(objective, data, checkpoint, state, settings)
+
+    def _loop(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
+              settings: dict) -> List[float]:
         objective.initialise(data)
         optim = adam(objective.parameters(), self.lr)
         generator = torch.Generator().manual_seed(self.seed)

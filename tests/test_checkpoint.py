@@ -36,10 +36,12 @@ def resume(vae, path, losses, epochs=3, **kwargs):
 
 
 def inner_payload(path):
-    """The payload inside a pyro_mm file's checksum wrapper, whatever its version."""
+    """The payload of a pyro_mm file, whatever its format version."""
     import io
 
-    return torch.load(io.BytesIO(torch.load(path, weights_only=True)["content"]), weights_only=False)
+    from pyro_mm.checkpoint import verified_content
+
+    return torch.load(io.BytesIO(verified_content(path)), weights_only=False)
 
 
 def assert_same_parameters(a, b):
@@ -242,3 +244,25 @@ def test_training_steps_with_fused_adam_where_the_device_has_it(tmp_path, monkey
     monkeypatch.setattr(torch.optim, "Adam", no_fused_kernel)
     optim = adam([torch.nn.Parameter(torch.zeros(3))], 1e-3)
     assert isinstance(optim, torch_adam) and not optim.defaults["fused"]
+
+
+def test_a_file_of_the_older_layout_is_still_read_and_checked(tmp_path):
+    """Files written before the header layout (an outer torch.save holding the digest and the
+    payload) load as before, and a damaged payload in one is still refused."""
+    import hashlib
+    import io
+
+    path = tmp_path / "model.pt"
+    atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT], "weights": torch.arange(3)}, path)
+    content = path.read_bytes().split(b"\n", 1)[1]
+    assert path.read_bytes().startswith(b"pyro_mm-file sha256 " + hashlib.sha256(content).hexdigest().encode())
+    old = io.BytesIO()
+    torch.save({"wrapper": "pyro_mm-file", "sha256": hashlib.sha256(content).hexdigest(), "content": content}, old)
+    path.write_bytes(old.getvalue())
+    assert torch.equal(read_payload(path, TRAINING_FORMAT)["weights"], torch.arange(3))
+    damaged = io.BytesIO()
+    torch.save({"wrapper": "pyro_mm-file", "sha256": hashlib.sha256(content).hexdigest(),
+                "content": content[:-1] + bytes([content[-1] ^ 1])}, damaged)
+    path.write_bytes(damaged.getvalue())
+    with pytest.raises(ValueError, match="is corrupt: its content does not match its checksum"):
+        read_payload(path, TRAINING_FORMAT)

@@ -4,8 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from pyro_mm.main_job import MainJobConfig, run_main_job, summary_rows
+from pyro_mm.provenance import cpu_flags
 
 
 def tiny(out, **overrides):
@@ -16,7 +18,7 @@ def tiny(out, **overrides):
 
 
 def test_tiny_main_job_writes_the_report(tmp_path, capsys):
-    results = run_main_job(tiny(tmp_path / "run"))
+    results = run_main_job(tiny(tmp_path / "run", matmul_precision="medium"))
     out = capsys.readouterr().out
     assert "| cross coherence mnist->syndigits |" in out and "| cross coherence syndigits->mnist |" in out
     run = tmp_path / "run"
@@ -29,6 +31,10 @@ def test_tiny_main_job_writes_the_report(tmp_path, capsys):
     history = json.loads((run / "history.json").read_text())
     assert len(history["step_loss"]) == metrics["training"]["steps"] >= 1
     assert history["config"]["method"] == "meme" and history["config"]["dataset"] == "mnist-syndigits"
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["matmul_precision"] == "medium" and timing["threads"] >= 1
+    assert timing["cpu_flags"] == cpu_flags() and timing["training_seconds"] > 0
+    assert torch.get_float32_matmul_precision() == "highest"  # the precision held for training only
     report = (run / "report.md").read_text()
     assert "## Summary" in report and "training_curve.png" in report and "latent_space.png" in report
     rows = summary_rows(results)
@@ -54,6 +60,9 @@ def test_the_main_command_runs_the_main_job_with_its_defaults(monkeypatch, tmp_p
     seen.clear()
     assert cli.main(["main", "--out", "elsewhere", "--steps", "30"]) == 0
     assert seen["config"] == MainJobConfig(out=Path("elsewhere"), steps=30)
+    seen.clear()
+    assert cli.main(["main", "--matmul-precision", "medium"]) == 0
+    assert seen["config"] == MainJobConfig(matmul_precision="medium")
 
 
 def test_main_command_runs_a_tiny_job(tmp_path, capsys):
@@ -66,7 +75,8 @@ def test_main_command_runs_a_tiny_job(tmp_path, capsys):
     assert (tmp_path / "run" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("argv", [["main", "--steps", "0"], ["main", "--fraction", "2"]])
+@pytest.mark.parametrize("argv", [["main", "--steps", "0"], ["main", "--fraction", "2"],
+                                  ["main", "--matmul-precision", "bf16"]])
 def test_bad_main_options_are_refused(argv):
     from pyro_mm.cli import main
 

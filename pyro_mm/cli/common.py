@@ -17,7 +17,8 @@ import uuid
 from pathlib import Path
 
 __all__ = ["CommandError", "Formatter", "positive_int", "non_negative_int", "positive_float", "fraction",
-           "unit", "seed", "out_dir", "device", "dataset", "writable_dir", "trained_run", "write_json"]
+           "unit", "seed", "out_dir", "device", "add_matmul_precision", "dataset", "writable_dir", "trained_run",
+           "write_json"]
 
 
 class CommandError(Exception):
@@ -99,6 +100,17 @@ def device(text: str):
         raise CommandError(f"device {text!r} requested but this machine has {torch.cuda.device_count()} CUDA "
                            "device(s)")
     return dev
+
+
+def add_matmul_precision(parser: argparse.ArgumentParser) -> None:
+    """``--matmul-precision`` of the commands that train (:mod:`pyro_mm.precision`)."""
+    from ..precision import PRECISIONS
+
+    parser.add_argument("--matmul-precision", choices=PRECISIONS, default="highest",
+                        help="precision of float32 matrix products and convolutions while training (not in data "
+                        "building or evaluation): highest (default) computes in float32; medium uses bfloat16 units "
+                        "on CPUs with AMX-BF16 and TF32 on CUDA GPUs, high TF32 on CUDA GPUs; elsewhere they stay "
+                        "float32. A resumed run must use the same one")
 
 
 def dataset(name: str, split: str, size=None, observation=None, option: str = "--size", num_modalities=None):

@@ -18,8 +18,9 @@ def add_parser(sub):
         "--fraction (the unpaired samples observe MNIST only or SynDigits only), train the judging classifiers "
         "(cached), evaluate on the test split and print a table of cross coherence, latent accuracy and joint "
         "log-likelihood against the targets. The same command gives the same metrics.json every time. Writes "
-        "model.pt, checkpoint.pt, history.json, metrics.json, timing.json, report.md and figures (cross "
-        "generation, training curve, 2-D latent view) to --out.",
+        "model.pt, checkpoint.pt, history.json, metrics.json, timing.json (durations, matmul precision, torch "
+        "threads, CPU flags, versions), report.md and figures (cross generation, training curve, 2-D latent view) "
+        "to --out.",
         formatter_class=common.Formatter,
         epilog="examples:\n  pyro-mm main\n  pyro-mm main --steps 300 --size 5000 --out runs/short   # a quick look",
     )
@@ -34,6 +35,7 @@ def add_parser(sub):
     main_job.add_argument("--classifier-size", type=common.positive_int, default=defaults.classifier_size,
                           help=f"MNIST digits the judging classifiers train on (default {defaults.classifier_size})")
     main_job.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:1, ...")
+    common.add_matmul_precision(main_job)
     main_job.add_argument("--seed", type=common.seed, default=defaults.seed)
     main_job.add_argument("--out", type=common.out_dir, default=defaults.out,
                           help=f"output directory (default {defaults.out})")
@@ -49,5 +51,5 @@ def run(args) -> int:
     run_main_job(MainJobConfig(out=args.out, steps=args.steps, fraction=args.fraction,
                                num_particles=args.particles, size=args.size, eval_samples=args.eval_samples,
                                classifier_size=args.classifier_size, device=args.device, seed=args.seed,
-                               progress=not args.no_progress))
+                               matmul_precision=args.matmul_precision, progress=not args.no_progress))
     return 0

@@ -61,6 +61,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=common.positive_int, default=128, metavar="B", help="default 128")
     train.add_argument("--lr", type=common.positive_float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    common.add_matmul_precision(train)
     train.add_argument("--seed", type=common.seed, default=0,
                        help="seed of the weights, data order and sampling (default 0)")
     train.add_argument("--out", type=common.out_dir, default=Path("runs/latest"), metavar="DIR",
@@ -69,8 +70,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        help="write DIR/checkpoint.pt every N steps, and at the end (default 200)")
     train.add_argument("--resume", action="store_true",
                        help="continue from DIR/checkpoint.pt; every option that shapes the run (method, its options, "
-                       "networks, data set, scheme, fraction, size, latent size, batch size, lr, seed) must be as "
-                       "before, --steps, --epochs and --time-budget may change")
+                       "networks, data set and its content, scheme, fraction, size, latent size, batch size, lr, seed, "
+                       "matmul precision) must be as before, --steps, --epochs and --time-budget may change")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_network_options(train)
     _add_scale_options(train)
@@ -247,7 +248,8 @@ def run(args) -> int:
         history = vae.fit(data, epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
                           checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                          config=config, callback=callbacks[0] if callbacks else None)
+                          config=config, callback=callbacks[0] if callbacks else None,
+                          matmul_precision=args.matmul_precision)
     except KeyboardInterrupt:
         if not checkpoint.is_file():
             raise common.CommandError("interrupted before the first checkpoint; nothing to resume") from None
@@ -283,6 +285,9 @@ def _train_with_lightning(args, vae, data, epochs, loggers, images, config, chec
     if args.resume or args.time_budget is not None:
         raise common.CommandError("--resume and --time-budget are the built-in trainer's; a Lightning run writes a "
                                   "checkpoint that `pyro-mm train ... --resume` continues in one process")
+    if args.matmul_precision != "highest":
+        raise common.CommandError("--matmul-precision is the built-in trainer's; a Lightning run computes in float32 "
+                                  "(leave out --devices, --strategy, --accelerator and --num-nodes to use it)")
     devices = int(args.devices) if args.devices and args.devices.isdigit() else (args.devices or "auto")
     trainer = fit_lightning(vae, data, batch_size=args.batch_size, lr=args.lr, seed=args.seed, epochs=epochs,
                             steps=args.steps, accelerator=args.accelerator or "auto", devices=devices,
