@@ -73,6 +73,22 @@ def test_train_then_evaluate_on_a_tiny_configuration(tmp_path, capsys):
     assert (out / "training_curve.png").is_file()
 
 
+def test_evaluate_refuses_a_model_trained_on_other_data(tmp_path, capsys):
+    """A model records the content hash of its training data; data built differently since is
+    refused in one line, and nothing in the run is changed."""
+    out = tmp_path / "run"
+    assert main(["train", "--method", "mvae", "--size", "40", "--steps", "2", "--batch-size", "50",
+                 "--out", str(out)] + TINY) == 0
+    vae = api.load_model(out / "model.pt")
+    assert vae.data_sha256 is not None and len(vae.data_sha256) == 64
+    vae.data_sha256 = "0" * 64  # as if the generator had given other images at training time
+    vae.save(out / "model.pt")
+    before = files(out)
+    fails(["evaluate", "--run", str(out), "--samples", "20", "--particles", "30", "--classifier-size", "40",
+           "--no-progress"], r"trained on other data .* 00000000… then", capsys)
+    assert files(out) == before
+
+
 @pytest.mark.parametrize("argv,message", [
     (["train", "--method", "vae"], "invalid choice: 'vae'"),
     (["train", "--dataset", "svhn"], "invalid choice: 'svhn'"),
@@ -124,7 +140,9 @@ def test_train_checkpoints_resumes_exactly_and_refuses_other_settings(tmp_path, 
     before = files(out)
     for option, value, named in (("--fraction", "0.3", "fraction"), ("--batch-size", "20", "batch_size"),
                                  ("--method", "mmvae", "method"), ("--z-dim", "5", "z_dim"),
-                                 ("--beta", "2", "options"), ("--encoder", "mlp", "networks")):
+                                 ("--beta", "2", "options"), ("--encoder", "mlp", "networks"),
+                                 ("--matmul-precision", "medium", "matmul_precision='highest', this run has "
+                                  "matmul_precision='medium'")):
         changed = argv[:]
         if option in changed:
             changed[changed.index(option) + 1] = value
@@ -132,6 +150,15 @@ def test_train_checkpoints_resumes_exactly_and_refuses_other_settings(tmp_path, 
             changed += [option, value]
         fails(changed + ["--resume"], named, capsys)
     assert files(out) == before  # nothing was touched
+
+
+def test_train_at_a_reduced_matmul_precision_records_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--method", "mvae", "--size", "10", "--matmul-precision", "medium", "--out", str(out)] + TINY
+    assert main(argv) == 0
+    assert json.loads((out / "history.json").read_text())["config"]["matmul_precision"] == "medium"
+    assert torch.get_float32_matmul_precision() == "highest"  # training only
+    fails(argv + ["--devices", "1"], "--matmul-precision is the built-in trainer's", capsys)
 
 
 def test_ctrl_c_during_train_points_at_resume(tmp_path, monkeypatch, capsys):

@@ -131,3 +131,16 @@ def test_torchvision_is_only_an_optional_extra():
     assert "torchvision" in cfg["options.extras_require"]["vision"]
     core = {line.split(">")[0].split("=")[0].strip() for line in cfg["options"]["install_requires"].split() if line}
     assert core == {"torch", "pyro-ppl", "numpy", "tqdm"}
+
+
+def test_a_wheel_ships_the_data_assets(tmp_path):
+    """The arrays SynDigits is built from are package data: a built wheel holds them."""
+    import subprocess
+    import sys
+    import zipfile
+
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("pyro_mm-*.whl")
+    assert "pyro_mm/data/assets/syndigits.npz" in zipfile.ZipFile(wheel).namelist()

@@ -56,6 +56,12 @@ def run(args) -> int:
     test = common.dataset(config["dataset"], "test", args.samples, option="--samples", num_modalities=count)
     judge_train = common.dataset(config["dataset"], "train", args.classifier_size, option="--classifier-size",
                                  num_modalities=count)
+    trained_on = vae.training_data(train).content_hash
+    if vae.data_sha256 is not None and vae.data_sha256 != trained_on:
+        raise common.CommandError(
+            f"{args.run / 'model.pt'} was trained on other data than {config['dataset']} builds now (content sha256 "
+            f"{vae.data_sha256[:8]}… then, {trained_on[:8]}… now: the data set's generator or inputs changed); "
+            "train the run again on this data")
     if list(vae.names) != list(test.names):  # a method of some of the data set's modalities
         train, test, judge_train = (d.only(list(vae.names)) for d in (train, test, judge_train))
     classifiers, accuracies = classifiers_for(judge_train, test, progress=not args.no_progress)

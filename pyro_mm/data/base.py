@@ -17,6 +17,7 @@ leaves the data set.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from typing import Dict, Mapping, Optional, Tuple
 
@@ -35,6 +36,9 @@ __all__ = [
     "make_rng",
     "check_size",
     "to_tensors",
+    "quantise",
+    "above",
+    "BOUNDARY_SHIFT",
 ]
 
 LIKELIHOODS = ("bernoulli", "categorical")
@@ -162,6 +166,21 @@ class MultimodalDataset(Dataset):
         other.masks = self.masks[keep][:, cols].clone()
         return other
 
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of what the samples hold: every modality's store and row index and the
+        labels, in the order of :attr:`names`, each with its name, dtype and shape. The observation
+        masks are not part of it (a resumed run checks them separately), so the same data under
+        another observation scheme has the same hash; restricting to fewer modalities changes it."""
+        digest = hashlib.sha256()
+        parts = [(f"store:{n}", self._stores[n]) for n in self.names]
+        parts += [(f"rows:{n}", self._rows[n]) for n in self.names] + [("labels", self.labels)]
+        for name, tensor in parts:
+            array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.labels)
@@ -222,6 +241,28 @@ def _check_store(name: str, store: torch.Tensor, likelihood: str) -> None:
         if not (bool(low >= 0) and bool(high <= 1)):
             raise ValueError(f"modality {name!r}: floating-point images must lie in [0, 1], got values in "
                              f"[{float(low):.4g}, {float(high):.4g}] (uint8 images in [0, 255] are read as x / 255)")
+
+
+#: how far above a rounding or threshold boundary :func:`quantise` and :func:`above` move it: far more
+#: than the float64 error of a build (~1e-13), far less than the 1/255 step of a pixel
+BOUNDARY_SHIFT = 1e-7
+
+
+def quantise(x: torch.Tensor) -> np.ndarray:
+    """Float64 intensities in ``[0, 1]`` as ``uint8`` ``0..255``, the same on every CPU.
+
+    Rounding half up, ``floor(255 x + 0.5 + BOUNDARY_SHIFT)``: an intensity that is a tie by
+    construction (a blend of two multiples of 1/255 with weight 1/2, say) comes out of different
+    vector kernels a last bit above or below the tie, and plain rounding would then split it
+    between two values; moved by :data:`BOUNDARY_SHIFT`, every such value rounds the same way.
+    """
+    return torch.floor(x.clamp(0, 1) * 255 + (0.5 + BOUNDARY_SHIFT)).to(torch.uint8).numpy()
+
+
+def above(x, threshold: float):
+    """``x >= threshold`` robust to the last bits of ``x``: ``x > threshold - BOUNDARY_SHIFT``
+    (see :func:`quantise`)."""
+    return x > threshold - BOUNDARY_SHIFT
 
 
 def to_tensors(arrays: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:

@@ -25,6 +25,8 @@ from typing import Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
 
+from pyro_mm.data.integrity import verify_arrays
+
 __all__ = [
     "CacheError",
     "data_dir",
@@ -144,12 +146,23 @@ def load_arrays(path: PathLike) -> Optional[Dict[str, np.ndarray]]:
 
 
 def cached_arrays(
-    path: PathLike, build: Callable[[], Dict[str, np.ndarray]]
+    path: PathLike,
+    build: Callable[[], Dict[str, np.ndarray]],
+    expected: Optional[Mapping[str, str]] = None,
+    what: str = "data set",
 ) -> Dict[str, np.ndarray]:
-    """Load ``path`` if it holds a valid cache, else ``build()`` the arrays and store them."""
+    """Load ``path`` if it holds a valid cache, else ``build()`` the arrays and store them.
+
+    :param expected: the recorded SHA-256 of the built arrays (name -> hex digest, see
+        :func:`~pyro_mm.data.integrity.verify_arrays`); a build that gives other arrays is refused
+        before anything is cached. ``None``: nothing is recorded for this configuration.
+    :param what: the data set's name in that error.
+    """
     arrays = load_arrays(path)
     if arrays is None:
         arrays = build()
+        if expected is not None:
+            verify_arrays(arrays, expected, f"{what} (built into {path})")
         try:
             save_arrays(path, arrays)
         except OSError as error:

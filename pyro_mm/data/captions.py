@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
+from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, quantise, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
+from pyro_mm.data.checksums import recorded_sha256
 from pyro_mm.data.mnist import mnist_split
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
     "CaptionedDigits",
 ]
 
-VERSION = 1
+VERSION = 2
 SEQ_LEN = 26  # the longest caption make_caption can build, with <eos>
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 #: Digit colour name -> RGB in [0, 1].
@@ -203,20 +204,20 @@ def make_caption(
 
 def _style_images(digits: np.ndarray, thick: np.ndarray, slant: np.ndarray, fg, bg) -> np.ndarray:
     """Colour ``[n, 28, 28]`` MNIST digits: stroke thickness, shear slant, colours -> uint8."""
-    x = torch.from_numpy(digits).float().div(255)[:, None]
+    x = torch.from_numpy(digits).double().div(255)[:, None]
     dilated = F.max_pool2d(x, 3, stride=1, padding=1)
     thinned = ((x - 0.6) / 0.4).clamp(0, 1)
     t = torch.from_numpy(thick)[:, None, None, None]
     x = torch.where(t == 0, thinned, torch.where(t == 2, dilated, x))
-    shear = torch.tensor([_SHEAR[s] for s in SLANT])[torch.from_numpy(slant)]
-    theta = torch.zeros(len(x), 2, 3)
+    shear = torch.tensor([_SHEAR[s] for s in SLANT], dtype=x.dtype)[torch.from_numpy(slant)]
+    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, 0, 1] = shear
     grid = F.affine_grid(theta, tuple(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, align_corners=False)
-    fg = torch.from_numpy(fg).float()[:, :, None, None]
-    bg = torch.from_numpy(bg).float()[:, :, None, None]
-    return (bg * (1 - x) + fg * x).mul_(255).round_().to(torch.uint8).numpy()
+    fg = torch.from_numpy(fg).to(x.dtype)[:, :, None, None]
+    bg = torch.from_numpy(bg).to(x.dtype)[:, :, None, None]
+    return quantise(bg * (1 - x) + fg * x)
 
 
 def build_captioned(
@@ -227,8 +228,8 @@ def build_captioned(
     thick = rng.integers(0, len(THICKNESS), size)
     slant = rng.integers(0, len(SLANT), size)
     pair = rng.integers(0, len(PAIRS), size)
-    fg = np.array([COLOURS[PAIRS[p][0]] for p in pair], dtype=np.float32)
-    bg = np.array([BACKGROUNDS[PAIRS[p][1]] for p in pair], dtype=np.float32)
+    fg = np.array([COLOURS[PAIRS[p][0]] for p in pair], dtype=np.float64)
+    bg = np.array([BACKGROUNDS[PAIRS[p][1]] for p in pair], dtype=np.float64)
     text = np.zeros((size, SEQ_LEN), dtype=np.uint8)
     digits = labels[chosen].astype(np.int64)
     for i in tqdm(range(size), desc=desc, unit="caption", leave=False, disable=not show_progress()):
@@ -282,7 +283,11 @@ class CaptionedDigits(MultimodalDataset):
             rng = make_rng(seed, split, "captioned_digits")
             return build_captioned(images, labels, size, rng, f"CaptionedDigits {split}")
 
-        arrays = cached_arrays(cache_file(f"captioned_digits-{split}", params, root), build)
+        default = size == len(labels) and seed == 0
+        self.cache_path = cache_file(f"captioned_digits-{split}", params, root)
+        arrays = cached_arrays(self.cache_path, build,
+                               recorded_sha256("captioned-digits", split) if default else None,
+                               f"CaptionedDigits {split}")
         tensors = to_tensors(arrays)
         super().__init__(
             {"image": tensors["image"], "text": tensors["text"]},

