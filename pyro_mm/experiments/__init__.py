@@ -13,8 +13,10 @@ experiment          what it reproduces
 ``captions``        MEME's image–caption experiment on captioned digits (:mod:`.captions`)
 ==================  =============================================================================
 
-:func:`run_experiment` runs one (:func:`~pyro_mm.experiments.grid.run_grid`) and writes its table
-and figure.
+:func:`run_experiment` runs one (:mod:`~pyro_mm.experiments.runner`) and writes its table and
+figure. Its grid (:mod:`.grid`) is trained by any number of processes sharing one output
+directory (:mod:`.scheduler`, :mod:`.cell_lock`), and every finished cell leaves a small record
+that a results store keeps across sessions (:mod:`.records`).
 """
 
 from .runner import EXPERIMENTS, run_experiment

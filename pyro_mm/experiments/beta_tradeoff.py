@@ -60,12 +60,12 @@ class BetaTradeoff(Experiment):
         test = self.data.test_batch(self.dataset, self.test_samples, self.num_modalities)
         return generative_quality(vae, classifiers, test, "m0")
 
-    def report(self, records: Sequence[dict], out: Path):
+    def report(self, records: Sequence[dict], out: Path, seeds: int):
         column = lambda config: f"β={config['labels']['beta']:g}"  # noqa: E731
         coherence = summarise(records, lambda r: r["coherence"], column)
         fd = summarise(records, lambda r: r["fd_unconditional"], column)
-        markdown = ("**leave-one-out cross coherence** (mean ± sd over seeds)\n\n" + markdown_table(coherence)
-                    + "\n\n**Fréchet distance, m0 unconditional** (lower is better)\n\n" + markdown_table(fd, digits=2))
+        markdown = ("**leave-one-out cross coherence** (mean ± sd over seeds)\n\n" + markdown_table(coherence, seeds)
+                    + "\n\n**Fréchet distance, m0 unconditional** (lower is better)\n\n" + markdown_table(fd, seeds, digits=2))
         _tradeoff_figure(coherence, fd, out / "figure.png", self.title)
         return markdown, {"coherence": {m: {c: list(v) for c, v in cols.items()} for m, cols in coherence.items()},
                           "fd_unconditional": {m: {c: list(v) for c, v in cols.items()} for m, cols in fd.items()}}

@@ -15,6 +15,7 @@ correlated with its input, than MVAE's and MMVAE's.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Sequence
 
@@ -58,14 +59,14 @@ class Captions(Experiment):
                 "cca": {"image->text": cca(vae, test, classifiers, "image", "text"),
                         "text->image": cca(vae, test, classifiers, "text", "image")}}
 
-    def report(self, records: Sequence[dict], out: Path):
+    def report(self, records: Sequence[dict], out: Path, seeds: int):
         column = lambda config: f"f={config['labels']['f']:g}"  # noqa: E731
         metrics = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
                    "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
                    "CCA image → caption": lambda r: r["cca"]["image->text"],
                    "CCA caption → image": lambda r: r["cca"]["text->image"]}
         summaries = {name: summarise(records, fn, column) for name, fn in metrics.items()}
-        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s)}" for name, s in summaries.items())
+        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, seeds)}" for name, s in summaries.items())
         _bars(summaries, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}
                           for name, s in summaries.items()}
@@ -77,11 +78,12 @@ def _bars(summaries, path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, len(summaries), figsize=(3.6 * len(summaries), 3.4))
     for ax, (name, summary) in zip(axes, summaries.items()):
         methods = list(summary)
-        columns = list(next(iter(summary.values())))
+        columns = list(dict.fromkeys(c for cols in summary.values() for c in cols))
         width = 0.8 / len(columns)
+        missing = (math.nan, math.nan, 0)  # a partial grid
         for j, c in enumerate(columns):
-            ax.bar([i + j * width for i in range(len(methods))], [summary[m][c][0] for m in methods], width=width,
-                   yerr=[summary[m][c][1] for m in methods], capsize=2, label=c)
+            ax.bar([i + j * width for i in range(len(methods))], [summary[m].get(c, missing)[0] for m in methods],
+                   width=width, yerr=[summary[m].get(c, missing)[1] for m in methods], capsize=2, label=c)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], methods, rotation=30, fontsize=8)
         ax.set_title(name, fontsize=9)
     return save_figure(fig, path, title, legend=axes[0])

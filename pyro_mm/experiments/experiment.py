@@ -2,13 +2,15 @@
 
 An :class:`Experiment` lists its grid (:meth:`Experiment.cells`, quick or full, over seeds),
 builds a cell's method and training data (:meth:`Experiment.build`), evaluates a trained cell
-(:meth:`Experiment.evaluate`) and writes the table and the figure of every cell's result
-(:meth:`Experiment.report`). Data sets, their judging classifiers and their test batches are
-built once per process and shared by the cells (:class:`DataCache`).
+(:meth:`Experiment.evaluate`), names the data and judges a cell's figures depend on
+(:meth:`Experiment.fingerprint`) and writes the table and the figure of every cell's result
+(:meth:`Experiment.report`). Data sets, their content hashes, their judging classifiers and
+their test batches are built once per process and shared by the cells (:class:`DataCache`).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -16,22 +18,35 @@ import torch
 
 from ..data.catalog import load_dataset, num_modalities_of, observation_scheme
 from ..methods import METHODS
-from ..training import seconds_per_step
 from .grid import Cell
 
-__all__ = ["Experiment", "DataCache", "measure_duration"]
+__all__ = ["Experiment", "DataCache"]
 
 
 class DataCache:
-    """Data sets, judging classifiers and complete test batches, built once per process.
+    """Data sets, their content hashes, judging classifiers and complete test batches, built once
+    per process (a pickled cache, e.g. sent to a worker process, arrives empty and builds its own).
 
     :param size: use only this many base samples of every split (default: all of them).
+    :ivar progress: show the judges' training progress (when they are not cached yet).
     """
 
     def __init__(self, size=None):
         self.size = size
+        self.progress = False
         self._sets: Dict[tuple, object] = {}
+        self._hashes: Dict[tuple, str] = {}
         self._judges: Dict[tuple, tuple] = {}
+        self._judges_hashes: Dict[tuple, str] = {}
+        self._stand_ins: Dict[tuple, tuple] = {}
+        self._standing_in = False
+
+    def __getstate__(self):
+        return {"size": self.size, "progress": self.progress}
+
+    def __setstate__(self, state):
+        self.__init__(state["size"])
+        self.progress = state["progress"]
 
     def dataset(self, name: str, split: str, num_modalities=None, scheme="paired", fraction=1.0, size=None):
         size = self.size if size is None else size
@@ -43,15 +58,59 @@ class DataCache:
                                            num_modalities=num_modalities)
         return self._sets[key]
 
-    def judges(self, name: str, num_modalities=None, progress: bool = False):
-        """``(classifiers, accuracies)`` trained on the whole training split (cached on disk too)."""
+    def content_hash(self, name: str, split: str, num_modalities=None, size=None) -> str:
+        """:attr:`~pyro_mm.data.base.MultimodalDataset.content_hash` of a split (computed once)."""
+        size = self.size if size is None else size
+        key = (name, split, num_modalities, size)
+        if key not in self._hashes:
+            self._hashes[key] = self.dataset(name, split, num_modalities, size=size).content_hash
+        return self._hashes[key]
+
+    def judges(self, name: str, num_modalities=None):
+        """``(classifiers, accuracies)`` trained on the whole training split (cached on disk too);
+        inside :meth:`stand_in_judges`, untrained classifiers of the same architecture."""
         from ..metrics import classifiers_for
+        from ..metrics.classifiers import make_classifier
 
         key = (name, num_modalities)
+        if self._standing_in and key not in self._judges:
+            if key not in self._stand_ins:
+                train = self.dataset(name, "train", num_modalities)
+                self._stand_ins[key] = ({n: make_classifier(train, n).eval() for n in train.names}, {})
+            return self._stand_ins[key]
         if key not in self._judges:
             self._judges[key] = classifiers_for(self.dataset(name, "train", num_modalities),
-                                                self.dataset(name, "test", num_modalities), progress=progress)
+                                                self.dataset(name, "test", num_modalities), progress=self.progress)
         return self._judges[key]
+
+    def judges_sha256(self, name: str, num_modalities=None) -> str:
+        """:func:`~pyro_mm.metrics.classifiers.judges_sha256` of :meth:`judges` (computed once)."""
+        from ..metrics.classifiers import judges_sha256
+
+        key = (name, num_modalities)
+        if key not in self._judges_hashes:
+            self._judges_hashes[key] = judges_sha256(self.judges(name, num_modalities)[0])
+        return self._judges_hashes[key]
+
+    def judges_seconds(self, name: str, num_modalities=None) -> float:
+        """Seconds :meth:`judges` will spend training classifiers (0 where they are cached)."""
+        from ..metrics.classifiers import classifiers_training_seconds
+
+        if (name, num_modalities) in self._judges:
+            return 0.0
+        return classifiers_training_seconds(self.dataset(name, "train", num_modalities),
+                                            self.dataset(name, "test", num_modalities))
+
+    @contextmanager
+    def stand_in_judges(self):
+        """Within the block, :meth:`judges` not built yet are untrained classifiers of the same
+        architecture, neither trained nor cached: an evaluation can be timed before the judges
+        exist (the cost of judging does not depend on the weights)."""
+        self._standing_in = True
+        try:
+            yield
+        finally:
+            self._standing_in = False
 
     def test_batch(self, name: str, num: int, num_modalities=None):
         """The first ``num`` test samples, every modality observed."""
@@ -69,6 +128,9 @@ class Experiment:
     name = ""
     title = ""
     claim = ""
+    #: the attributes that say how many samples the evaluation uses (those an experiment has): the
+    #: duration estimate times the evaluation on fewer samples and scales it up
+    evaluation_samples = ("test_samples", "probe_samples")
 
     def __init__(self, size=None):
         """:param size: base samples of every data split (default: all; the tests use a few)."""
@@ -93,24 +155,22 @@ class Experiment:
     def evaluate(self, vae, cell: Cell) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def report(self, records: Sequence[dict], out: Path) -> Tuple[str, dict]:  # pragma: no cover - abstract
-        """Write ``figure.png`` into ``out``; return the markdown table and its JSON form."""
+    def fingerprint(self, cell: Cell) -> dict:
+        """What ``cell``'s figures depend on beyond its configuration: ``{"data_sha256": {"train":
+        ..., "test": ...}, "judges_sha256": ...}``, the content hashes of the cell's training and
+        test sets and the hash of the classifiers that judge it (trained here if not cached)."""
+        data = cell.data_values
+        count = data.get("num_modalities")
+        return {"data_sha256": {"train": self.data.content_hash(cell.dataset, "train", count, data.get("size")),
+                                "test": self.data.content_hash(cell.dataset, "test", count)},
+                "judges_sha256": self.data.judges_sha256(cell.dataset, count)}
+
+    def judges_seconds(self, cells: Sequence[Cell]) -> float:
+        """Seconds the judges of ``cells`` will take to train where they are not cached yet."""
+        judged = {(c.dataset, c.data_values.get("num_modalities")) for c in cells}
+        return sum(self.data.judges_seconds(name, count) for name, count in sorted(judged, key=str))
+
+    def report(self, records: Sequence[dict], out: Path, seeds: int) -> Tuple[str, dict]:  # pragma: no cover
+        """Write ``figure.png`` into ``out``; return the markdown table and its JSON form. ``seeds``:
+        the seeds the grid has per setting (an entry over fewer says so, "n=2 of 3")."""
         raise NotImplementedError
-
-
-def measure_duration(experiment: Experiment, cells: Sequence[Cell], warmup: int = 2, timed: int = 3) -> float:
-    """Seconds the cells' training will take on this machine, measured: a few steps of every
-    kind of cell (method, options, data set, networks) times its number of steps."""
-    kinds: Dict[tuple, List[Cell]] = {}
-    for cell in cells:
-        kinds.setdefault((cell.method, cell.options, cell.dataset, cell.networks, cell.data, cell.batch_size), []
-                         ).append(cell)
-    total = 0.0
-    for group in kinds.values():
-        cell = group[0]
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            vae, train = experiment.build(cell)
-            per_step = seconds_per_step(vae, train, cell.batch_size, cell.lr, warmup, timed)
-        total += per_step * sum(c.steps for c in group)
-    return total

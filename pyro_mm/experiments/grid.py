@@ -1,17 +1,11 @@
-"""A grid of training runs, each cell in its own run directory, and the table of their results.
+"""A grid of training runs: its cells, where each one's run directory is, and the mean ± sd the
+tables give over seeds.
 
 A :class:`Cell` is one method with its options, trained on one data set under one observation
-scheme for a fixed number of steps from one seed: its figures depend on the seed and the torch
-build, not on the machine's speed. :func:`run_grid` trains and evaluates every cell of an
-experiment (:class:`~pyro_mm.experiments.experiment.Experiment`) in ``out/cells/<cell key>/``:
-
-* a finished cell (its ``result.json`` written for the same configuration) is not trained again;
-* an interrupted one resumes from its ``checkpoint.pt`` exactly where it stopped (the trainer's
-  exact resume), so a killed grid rerun with the same command gives the same table;
-* one progress bar runs over the training steps of the whole grid, naming the cell in training.
-
-The experiment then turns the records (``config`` and ``result`` of every cell) into its table
-(``table.md`` and ``table.json``) and figure (``figure.png``).
+scheme for a fixed number of steps from one seed at one float32 matmul precision: its figures
+depend on the seed, the torch build, the thread count and the CPU's kernels, not on the machine's
+speed. Its :attr:`~Cell.key` names its directory ``out/cells/<key>/`` (:func:`cell_dir`) and its
+record in a results store (:mod:`.records`); :mod:`.scheduler` trains and evaluates the cells.
 """
 
 from __future__ import annotations
@@ -23,17 +17,13 @@ import os
 import re
 import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-import torch
-from tqdm.auto import tqdm
+from ..precision import PRECISIONS
 
-from ..checkpoint import DirectoryLock
-
-__all__ = ["Cell", "run_grid", "mean_sd", "atomic_write_text", "cell_dir"]
+__all__ = ["Cell", "mean_sd", "atomic_write_text", "cell_dir"]
 
 
 def _frozen(mapping: Optional[Mapping[str, Any]]) -> Tuple[Tuple[str, Any], ...]:
@@ -66,6 +56,10 @@ class Cell:
     :ivar data: the data set's options (``num_modalities``, ``scheme``, ``fraction``, ``size``).
     :ivar networks: keyword arguments of :func:`~pyro_mm.defaults.default_modalities`.
     :ivar labels: what the table reads the cell as (e.g. ``{"f": 0.5, "kept": "mnist"}``).
+    :ivar precision: the float32 matmul precision of the training (one of
+        :data:`pyro_mm.precision.PRECISIONS`; ``"highest"``: exact float32), passed to
+        :meth:`~pyro_mm.method.MultimodalVAE.fit` as ``matmul_precision``. It is part of the
+        configuration, so cells of different precisions never share a record or a table.
     """
 
     method: str
@@ -79,6 +73,11 @@ class Cell:
     z_dim: int = 16
     batch_size: int = 128
     lr: float = 1e-3
+    precision: str = "highest"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"a cell's precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def make(cls, method: str, dataset: str, seed: int, steps: int, options=None, data=None, networks=None,
@@ -133,77 +132,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-def _finished(directory: Path, cell: Cell) -> Optional[dict]:
-    path = directory / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:
-        return None  # a damaged result is computed again
-    return record if record.get("config") == cell.config() else None
-
-
-def run_grid(experiment, cells: Sequence[Cell], out: Path, progress: bool = True,
-             echo: Callable[[str], None] = print) -> List[dict]:
-    """Train and evaluate every cell not finished yet; returns the records in the cells' order."""
-    out = Path(out)
-    keys = [c.key for c in cells]
-    if len(set(keys)) != len(keys):
-        raise ValueError("the grid holds the same cell twice")
-    records: Dict[str, dict] = {}
-    todo = []
-    for cell in cells:
-        record = _finished(cell_dir(out, cell), cell)
-        if record is None:
-            todo.append(cell)
-        else:
-            records[cell.key] = record
-    if len(todo) < len(cells):
-        echo(f"{len(cells) - len(todo)} of {len(cells)} cells already finished in {out}; training the other "
-             f"{len(todo)}")
-    bar = tqdm(total=sum(c.steps for c in todo), unit="step", disable=not progress, dynamic_ncols=True)
-    try:
-        for i, cell in enumerate(todo, 1):
-            bar.set_description(f"cell {i}/{len(todo)} {cell.method} {_label_text(cell)} seed {cell.seed}")
-            records[cell.key] = _run_cell(experiment, cell, cell_dir(out, cell), bar)
-    finally:
-        bar.close()
-    return [records[c.key] for c in cells]
-
-
-def _label_text(cell: Cell) -> str:
-    return " ".join(f"{k}={v}" for k, v in cell.labels)
-
-
-def _run_cell(experiment, cell: Cell, directory: Path, bar) -> dict:
-    """Train ``cell`` (resuming its checkpoint), evaluate it and write its ``result.json``."""
-    with DirectoryLock(directory):
-        checkpoint = directory / "checkpoint.pt"
-        torch.manual_seed(cell.seed)
-        vae, train = experiment.build(cell)
-        done_before = {"steps": 0}
-
-        def advance(record):
-            bar.update(record.step - done_before["steps"])
-            done_before["steps"] = record.step
-
-        start = time.perf_counter()
-        vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
-                progress=False, callback=advance, checkpoint=checkpoint, checkpoint_every=max(cell.steps // 4, 1),
-                resume=checkpoint.is_file())
-        seconds = time.perf_counter() - start
-        with torch.random.fork_rng():
-            torch.manual_seed(cell.seed)
-            vae.eval()
-            result = experiment.evaluate(vae, cell)
-        record = {"config": cell.config(), "result": result,
-                  "training": {"steps": len(vae.step_losses), "seconds_this_run": round(seconds, 1),
-                               "final_loss": statistics.fmean(vae.step_losses[-20:])}}
-        atomic_write_text(directory / "result.json", json.dumps(record, indent=2))
-        return record
 
 
 def mean_sd(values: Sequence[float]) -> Tuple[float, float]:

@@ -78,7 +78,7 @@ class MemeTable(Experiment):
         return {"coherence": {f"{s[0]}->{t}": v for (s, t), v in result.pairs.items()},
                 "latent_accuracy": latent}
 
-    def report(self, records: Sequence[dict], out: Path):
+    def report(self, records: Sequence[dict], out: Path, seeds: int):
         def column(config):
             labels = config["labels"]
             return "f=1" if labels["f"] == 1.0 else f"f={labels['f']:g} {labels['kept']}"
@@ -88,7 +88,7 @@ class MemeTable(Experiment):
                    "latent accuracy, q(z | MNIST)": lambda r: r["latent_accuracy"]["mnist"],
                    "latent accuracy, q(z | SynDigits)": lambda r: r["latent_accuracy"]["syndigits"]}
         summaries = {name: summarise(records, fn, column) for name, fn in metrics.items()}
-        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s)}"
+        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, seeds)}"
                                for name, s in summaries.items())
         panels = []
         for name, fn in list(metrics.items())[:2]:

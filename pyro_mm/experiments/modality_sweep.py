@@ -75,7 +75,7 @@ class ModalitySweep(Experiment):
         test = self.data.test_batch(self.dataset, self.test_samples, count)
         return generative_quality(vae, classifiers, test, "m0")
 
-    def report(self, records: Sequence[dict], out: Path):
+    def report(self, records: Sequence[dict], out: Path, seeds: int):
         unimodal = [r for r in records if r["config"]["method"] == "unimodal"]
         counts = sorted({r["config"]["data"]["num_modalities"] for r in records})
         expanded = list(records)
@@ -85,7 +85,7 @@ class ModalitySweep(Experiment):
         summaries = {name: summarise([r for r in expanded if key in r["result"]], lambda res, key=key: res[key],
                                      lambda config: f"M={config['labels']['M']}")
                      for key, name in METRICS.items()}
-        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, digits=3 if 'coherence' in name else 2)}"
+        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, seeds, digits=3 if 'coherence' in name else 2)}"
                                for name, s in summaries.items())
         panels = [(METRICS[key], summarise([r for r in expanded if key in r["result"]], lambda res, key=key: res[key],
                                            lambda config: config["labels"]["M"]))

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from ..data.cache import atomic_write_bytes
 from ..extras import require
 from .grid import mean_sd
 
@@ -26,9 +27,10 @@ def summarise(records: Sequence[dict], metric: Callable[[dict], float], column: 
     return {m: {c: (*mean_sd(v), len(v)) for c, v in cols.items()} for m, cols in values.items()}
 
 
-def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], digits: int = 3,
+def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], seeds: int, digits: int = 3,
                    first: str = "method") -> str:
-    """Rows: methods; columns: settings; cells ``mean ± sd`` (``mean`` alone for one seed)."""
+    """Rows: methods; columns: settings; cells ``mean ± sd`` (``mean`` alone for one seed), marked
+    ``(n=2 of 3)`` where fewer seeds than the grid's ``seeds`` are finished, ``—`` where none."""
     columns: List[str] = []
     for cols in summary.values():
         columns += [c for c in cols if c not in columns]
@@ -40,7 +42,8 @@ def markdown_table(summary: Dict[str, Dict[str, Tuple[float, float, int]]], digi
                 cells.append("—")
                 continue
             mean, sd, n = cols[c]
-            cells.append(f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if n > 1 else ""))
+            cells.append(f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if n > 1 else "")
+                         + (f" (n={n} of {seeds})" if n < seeds else ""))
         lines.append("| " + " | ".join([method] + cells) + " |")
     return "\n".join(lines)
 
@@ -77,13 +80,14 @@ def pyplot():
 
 
 def save_figure(fig, path: Path, title: str = "", legend=None) -> Path:
-    """Lay out, title and save ``fig`` as a PNG, and close it."""
+    """Lay out, title and save ``fig`` as a PNG (atomically: processes sharing an output directory
+    may write the same figure at once), and close it."""
     if legend is not None:
         legend.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=120))
     pyplot().close(fig)
     return path

@@ -15,7 +15,13 @@ features of real and generated samples. One small network per modality does both
 Both map ``x`` to logits ``[N, num_classes]`` with ``forward`` and to features ``[N, F]`` with
 ``features``. :func:`classifiers_for` trains one per modality of a data set on its training split
 (or loads it from the checksum-verified cache of :mod:`pyro_mm.data.cache`) and reports its test
-accuracy.
+accuracy; :func:`classifiers_training_seconds` estimates how long that training takes where the
+cache does not hold them yet, and :func:`judges_sha256` names a set of trained classifiers.
+
+Training is deterministic and bit-identical whatever the process's thread count: it runs on one
+torch thread (restored afterwards), from a fixed seed, so the same data, recipe, torch build and
+CPU kernels give the same weights — the judges of a results store are the same in every process
+that shares it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -44,14 +51,19 @@ __all__ = [
     "dataset_params",
     "classifier_cache_file",
     "classifiers_for",
+    "classifiers_training_seconds",
+    "judges_sha256",
 ]
 
-#: Bumped whenever the architectures or the training recipe change (it is part of the cache key).
-ARCH_VERSION = 2
+#: Bumped whenever the architectures or the training recipe change (it is part of the cache key;
+#: 3: training on one thread).
+ARCH_VERSION = 3
 # generation parameters a data set may expose as attributes (all go into the cache key)
 _GENERATION_ATTRS = ("split", "seed", "scale", "backgrounds", "pairings", "fonts", "seq_len")
 # rows of the training set whose content is hashed into the cache key
 _FINGERPRINT_ROWS = 256
+# the training's learning rate and number of classes (defaults of train_classifier)
+_LR, _CLASSES = 2e-3, 10
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -166,26 +178,22 @@ def _labels(dataset) -> torch.Tensor:
     return labels
 
 
-def train_classifier(
-    dataset,
-    modality: str,
-    epochs: float = 4.0,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    device="cpu",
-    seed: int = 0,
-    progress: bool = True,
-    num_classes: int = 10,
-) -> nn.Module:
-    """Train a classifier for ``modality`` on the real samples and labels of ``dataset``.
+@contextmanager
+def _one_thread():
+    """Run the block on one torch thread (a reduction's order, hence its round-off, depends on the
+    thread count), then restore the process's."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    Adam with a one-cycle learning-rate schedule minimises the cross entropy over
-    ``round(epochs * len(dataset))`` samples drawn in shuffled passes (``epochs`` may be
-    fractional, e.g. for MNIST-SynDigits whose ``pairings`` repeat every image). The observation
-    mask is ignored: a classifier judges real data, whether or not a model saw it.
 
-    :returns: the trained classifier, in evaluation mode, on ``device``.
-    """
+def _prepare(dataset, modality: str, epochs: float, batch_size: int, lr: float, device, seed: int,
+             num_classes: int):
+    """The training of :func:`train_classifier` as ``(model, steps, step)``: ``step(i)`` takes
+    training step ``i`` of ``steps`` and returns its loss (call it on one thread)."""
     labels = _labels(dataset)
     if epochs <= 0 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
@@ -200,18 +208,49 @@ def train_classifier(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     model.train()
-    bar = tqdm(range(steps), desc=f"classifier {type(dataset).__name__}/{modality}",
-               unit="batch", disable=not progress, leave=False)
-    for step in bar:
-        rows = order[step * batch_size : (step + 1) * batch_size]
+
+    def step(i: int) -> torch.Tensor:
+        rows = order[i * batch_size : (i + 1) * batch_size]
         x = dataset.modality(modality, rows).to(device)
         loss = F.cross_entropy(model(x), labels[rows].to(device))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        return loss
+
+    return model, steps, step
+
+
+def train_classifier(
+    dataset,
+    modality: str,
+    epochs: float = 4.0,
+    batch_size: int = 128,
+    lr: float = _LR,
+    device="cpu",
+    seed: int = 0,
+    progress: bool = True,
+    num_classes: int = _CLASSES,
+) -> nn.Module:
+    """Train a classifier for ``modality`` on the real samples and labels of ``dataset``.
+
+    Adam with a one-cycle learning-rate schedule minimises the cross entropy over
+    ``round(epochs * len(dataset))`` samples drawn in shuffled passes (``epochs`` may be
+    fractional, e.g. for MNIST-SynDigits whose ``pairings`` repeat every image). The observation
+    mask is ignored: a classifier judges real data, whether or not a model saw it. Training runs
+    on one torch thread from ``seed``: the weights do not depend on the process's thread count.
+
+    :returns: the trained classifier, in evaluation mode, on ``device``.
+    """
+    with _one_thread():
+        model, steps, step = _prepare(dataset, modality, epochs, batch_size, lr, device, seed, num_classes)
+        bar = tqdm(range(steps), desc=f"classifier {type(dataset).__name__}/{modality}", unit="batch",
+                   disable=not progress, leave=False)
+        for i in bar:
+            loss = step(i)
+            if i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()
 
 
@@ -253,11 +292,18 @@ def dataset_params(dataset, modality: str) -> dict:
     return params
 
 
-def classifier_cache_file(dataset, modality: str, cache_dir: Optional[PathLike] = None,
+def classifier_cache_file(dataset, modality: str, cache_dir: Optional[PathLike] = None, device="cpu",
                           **training) -> Path:
     """The cache path of the classifier of ``modality`` trained on ``dataset`` with the keyword
-    arguments ``training``: ``<cache dir>/classifiers/classifier-<set>-<modality>-<hash>.npz``."""
-    params = dict(dataset_params(dataset, modality), arch=ARCH_VERSION, **training)
+    arguments ``training``: ``<cache dir>/classifiers/classifier-<set>-<modality>-<hash>.npz``.
+
+    The key holds everything that changes the weights: the data (:func:`dataset_params`), the
+    architecture and recipe (:data:`ARCH_VERSION`, one thread), the training arguments, the torch
+    version and the kind of device. (The CPU's kernels can change the last bits too; a cache
+    shared by different CPUs gives every one of them the judges trained first, which is what a
+    shared results store needs.)"""
+    params = dict(dataset_params(dataset, modality), arch=ARCH_VERSION, torch=torch.__version__,
+                  device=torch.device(device).type, **training)
     root = data_dir(cache_dir) / "classifiers"
     return cache_file(f"classifier-{type(dataset).__name__.lower()}-{modality}", params, root)
 
@@ -273,6 +319,27 @@ def _load(path, model: nn.Module) -> bool:
         warnings.warn(f"cached classifier {path} does not fit the architecture ({e}); retraining")
         return False
     return True
+
+
+def _plan(train_set, test_set, cache_dir, modalities, epochs, batch_size, seed, device):
+    """``(modality, training arguments, cache path)`` of every classifier :func:`classifiers_for`
+    gives."""
+    names = tuple(train_set.names if modalities is None else modalities)
+    if not names:
+        raise ValueError("no modalities to train classifiers for")
+    for n in names:
+        if n not in train_set.names or n not in test_set.names:
+            raise KeyError(f"modality {n!r} is not in both the training and the test set")
+    default_epochs = 4.0 / getattr(train_set, "pairings", 1)
+    plan = []
+    for n in names:
+        if isinstance(epochs, Mapping):
+            e = epochs.get(n, default_epochs)
+        else:
+            e = default_epochs if epochs is None else epochs
+        training = dict(epochs=float(e), batch_size=int(batch_size), seed=int(seed))
+        plan.append((n, training, classifier_cache_file(train_set, n, cache_dir, device=device, **training)))
+    return plan
 
 
 def classifiers_for(
@@ -291,7 +358,8 @@ def classifiers_for(
 
     Weights are cached with :func:`pyro_mm.data.cache.save_arrays` (atomic, with a SHA-256 file)
     at :func:`classifier_cache_file`, keyed by the training set (:func:`dataset_params`), the
-    modality and the training arguments. A missing, corrupt or mismatched file is retrained.
+    modality, the training arguments, the torch version and the device. A missing, corrupt or
+    mismatched file is retrained.
 
     :param cache_dir: cache root (default: ``$PYRO_MM_DATA_DIR`` or ``~/.cache/pyro_mm``).
     :param modalities: which modalities (default: all of ``train_set.names``).
@@ -301,21 +369,8 @@ def classifiers_for(
     :returns: ``(classifiers, accuracies)``, dicts keyed by modality; classifiers are in eval mode
         on ``device``.
     """
-    names = tuple(train_set.names if modalities is None else modalities)
-    if not names:
-        raise ValueError("no modalities to train classifiers for")
-    for n in names:
-        if n not in train_set.names or n not in test_set.names:
-            raise KeyError(f"modality {n!r} is not in both the training and the test set")
-    default_epochs = 4.0 / getattr(train_set, "pairings", 1)
     classifiers, accuracies = {}, {}
-    for n in names:
-        if isinstance(epochs, Mapping):
-            e = epochs.get(n, default_epochs)
-        else:
-            e = default_epochs if epochs is None else epochs
-        training = dict(epochs=float(e), batch_size=int(batch_size), seed=int(seed))
-        path = classifier_cache_file(train_set, n, cache_dir, **training)
+    for n, training, path in _plan(train_set, test_set, cache_dir, modalities, epochs, batch_size, seed, device):
         model = make_classifier(train_set, n).to(device)
         if not _load(path, model):
             start = time.perf_counter()
@@ -326,3 +381,47 @@ def classifiers_for(
         classifiers[n] = model.eval()
         accuracies[n] = classifier_accuracy(model, test_set, n)
     return classifiers, accuracies
+
+
+def classifiers_training_seconds(
+    train_set,
+    test_set,
+    cache_dir: Optional[PathLike] = None,
+    modalities: Optional[Sequence[str]] = None,
+    epochs: Optional[Mapping[str, float] | float] = None,
+    batch_size: int = 128,
+    device="cpu",
+    seed: int = 0,
+    timed: int = 3,
+) -> float:
+    """Seconds :func:`classifiers_for` with the same arguments will spend training: 0 for the
+    classifiers its cache holds, and for each other one its number of steps times the duration
+    of a step, measured over ``timed`` steps (after one warm-up step). Nothing is cached."""
+    total = 0.0
+    for n, training, path in _plan(train_set, test_set, cache_dir, modalities, epochs, batch_size, seed, device):
+        if path.is_file():
+            continue
+        with _one_thread():
+            _, steps, step = _prepare(train_set, n, training["epochs"], training["batch_size"], _LR, device,
+                                      training["seed"], _CLASSES)
+            step(0)  # warm-up
+            timed_steps = range(1, min(steps, 1 + timed))
+            start = time.perf_counter()
+            for i in timed_steps:
+                step(i)
+            if timed_steps:
+                total += (time.perf_counter() - start) / len(timed_steps) * steps
+    return total
+
+
+def judges_sha256(classifiers: Mapping[str, nn.Module]) -> str:
+    """SHA-256 (hex) naming a set of trained classifiers (judges): over the modalities in sorted
+    order, every entry of each one's ``state_dict`` in its order — the entry's name, dtype, shape
+    and bytes. Equal weights give equal hashes in every process and on every machine."""
+    digest = hashlib.sha256()
+    for modality in sorted(classifiers):
+        for name, tensor in classifiers[modality].state_dict().items():
+            array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+            digest.update(f"{modality}.{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
