@@ -27,25 +27,25 @@ from pyro_mm.nets import MLPDecoder, MLPEncoder
 Z_DIM = 3
 
 
-def small_modalities(num=2, z_dim=Z_DIM, dtype=torch.float32):
-    """Two (or more) small modalities: a Bernoulli one and Normal ones, tiny MLPs whose latent
-    size (encoder output, decoder input) is ``z_dim``."""
+def small_modalities(num=2, z_dim=Z_DIM):
+    """Two (or more) small modalities: a Bernoulli one and Normal ones, tiny MLPs (in the default
+    dtype) whose latent size (encoder output, decoder input) is ``z_dim``."""
     mods = []
     for i in range(num):
         d = 5 + i
         lik = "bernoulli" if i == 0 else "normal"
-        enc, dec = MLPEncoder((d,), z_dim, (8,)).to(dtype), MLPDecoder(z_dim, (d,), (8,)).to(dtype)
+        enc, dec = MLPEncoder((d,), z_dim, (8,)), MLPDecoder(z_dim, (d,), (8,))
         mods.append(Modality(f"m{i}", (d,), enc, dec, lik))
     return mods
 
 
-def small_batch(mods, batch_size=12, missing=0.0, seed=0, dtype=torch.float32):
-    """Random data for ``mods`` with a fraction ``missing`` of modality entries hidden (never a
-    whole sample)."""
+def small_batch(mods, batch_size=12, missing=0.0, seed=0):
+    """Random data (in the default dtype) for ``mods`` with a fraction ``missing`` of modality
+    entries hidden (never a whole sample)."""
     g = torch.Generator().manual_seed(seed)
     data = {}
     for m in mods:
-        x = torch.rand((batch_size,) + m.event_shape, generator=g, dtype=dtype)
+        x = torch.rand((batch_size,) + m.event_shape, generator=g)
         data[m.name] = x.round() if type(m.likelihood).__name__ == "Bernoulli" else 2 * x - 1
     mask = torch.rand(batch_size, len(mods), generator=g) >= missing
     empty = ~mask.any(-1)

@@ -10,6 +10,10 @@ from mm_helpers import make_vae, small_batch
 
 from pyro_mm.methods import MEME, METHODS
 
+# every test checks that an objective equals its terms written out by hand, so in float64 (see
+# tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("float64")
+
 MISSING = [0.0, 0.35]
 STRATIFIED = [("unimodal", {}), ("mvae", {"num_random_subsets": 1}), ("mmvae", {"estimator": "iwae"}),
               ("mopoe", {"num_particles": 2}), ("mmvae+", {"estimator": "iwae"})]

@@ -32,7 +32,7 @@ def _names(model, guide):
 
 @pytest.mark.parametrize("missing", MISSING, ids=["complete", "incomplete"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_loss_differentiable_loss_and_loss_and_grads_agree(case, missing):
+def test_loss_differentiable_loss_and_loss_and_grads_agree(case, missing, float64):
     model, guide, make_elbo, mods = case.make(3)
     batch = small_batch(mods, missing=missing)
     values = []
@@ -94,7 +94,7 @@ def test_placeholder_values_of_missing_entries_change_nothing(case, missing):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_decoder_gets_no_gradient_from_samples_where_its_modality_is_missing(case):
+def test_decoder_gets_no_gradient_from_samples_where_its_modality_is_missing(case, float64):
     """Changing everything else about the samples whose m0 is missing (their other modalities,
     hence their latent draws) leaves m0's decoder gradient unchanged."""
     model, guide, make_elbo, mods = case.make(2)

@@ -52,7 +52,7 @@ def test_sub_sampled_step_cost_does_not_depend_on_the_family_size():
     (MixtureOfProductsGuide, lambda e: TraceMixture_ELBO(num_particles=10, estimator=e, density="subset")),
     (ProductOfExpertsGuide, lambda e: TraceMVAE_ELBO(num_particles=10, estimator=e)),
 ], ids=["mmvae", "mopoe", "mvae"])
-def test_dreg_and_iwae_agree_in_value(guide_cls, make, missing):
+def test_dreg_and_iwae_agree_in_value(guide_cls, make, missing, float64):
     mods = small_modalities(2)
     model, guide = build(guide_cls, mods)
     batch = small_batch(mods, batch_size=8, missing=missing, seed=3)
@@ -89,7 +89,7 @@ def test_dreg_lowers_the_encoder_gradient_variance_of_mmvae(missing):
 
 @pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "incomplete"])
 @pytest.mark.parametrize("K", [1, 5])
-def test_dreg_gradient_equals_a_hand_written_doubly_reparameterised_estimator(K, missing):
+def test_dreg_gradient_equals_a_hand_written_doubly_reparameterised_estimator(K, missing, float64):
     """∇φ = Σ_k w̃_k² ∂lw_k/∂z_k ∂z_k/∂φ with lw built from detached guide parameters (K = 1:
     w̃ ≡ 1, the path derivative; the ELBO then runs without a particle dimension)."""
     mods = small_modalities(2)

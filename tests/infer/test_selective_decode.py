@@ -8,6 +8,10 @@ from mm_helpers import small_batch, small_modalities
 
 from pyro_mm.api import MEME, MMVAE, MVAE, MoPoE
 
+# the tests compare decoding only the used entries with decoding everything (matrix products of
+# different shapes), so in float64 (see tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("float64")
+
 CASES = {
     "mvae": lambda mods: MVAE(mods, 3, num_random_subsets=2),
     "meme": lambda mods: MEME(mods[:2], 3, num_particles=3, num_pseudo_samples=4),
