@@ -72,7 +72,7 @@ def killed_after_training(monkeypatch, experiment, key):
     evaluate = type(experiment).evaluate
 
     def dying(self, vae, cell):
-        if cell.key == key:
+        if cell.key == key and len(vae.step_losses) == cell.steps:  # not the duration estimate's evaluation
             raise Interrupt
         return evaluate(self, vae, cell)
 
@@ -248,3 +248,278 @@ def test_a_method_has_one_colour_in_every_panel_and_the_legend_names_every_metho
     assert len(set(colours[0].values())) == 3
     assert colours[1] == {k: colours[0][k] for k in ("mvae", "mmvae")}
     assert [t.get_text() for t in first.get_legend().get_texts()] == ["unimodal", "mvae", "mmvae"]
+
+
+def test_a_diverging_cell_is_recorded_as_such_and_named_under_the_table(tmp_path, monkeypatch):
+    """A cell whose loss turns non-finite is a finished cell without figures: its record says why,
+    the grid goes on, and the table names it instead of averaging it in."""
+    from pyro_mm.method import MultimodalVAE
+
+    fit = MultimodalVAE.fit
+
+    def fit_or_diverge(self, *args, **kwargs):
+        if self.method == "mvae":
+            raise FloatingPointError("the loss is nan at step 2")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultimodalVAE, "fit", fit_or_diverge)
+    result = run_experiment("meme-table", quick=True, out=tmp_path, experiment=tiny("meme-table"), progress=False,
+                            threads=1)
+    diverged = [r for r in result["records"] if r["result"] is None]
+    assert [r["config"]["method"] for r in diverged] == ["mvae"]
+    assert diverged[0]["training"]["diverged"] == "the loss is nan at step 2"
+    assert "Diverged (a non-finite loss; no figures): mvae f=0.125 seed 0." in result["markdown"]
+    assert all(r["result"] for r in result["records"] if r["config"]["method"] == "meme")
+
+
+# -- the figures: drawn from synthetic records, nothing trained --------------------------------------------------
+
+#: each method's learned model below the true one, in nats: the linear-gaussian page's hundredths and MEME's half
+GAPS = {"unimodal": 0.005, "mvae": 0.015, "mmvae": 0.027, "mopoe": 0.10, "meme": 0.56, "mmvae+": 0.036}
+
+
+def synthetic_result(name, cell):
+    """A result of the shape ``name``'s evaluation gives, made up for ``cell``: coherences that differ
+    by the judges' noise alone (0.1250–0.1264, where a loose axis once showed a trade-off)."""
+    from pyro_mm.methods import METHODS
+
+    i, s = list(METHODS).index(cell.method), cell.seed
+    coherence = 0.125 + 0.0002 * i + 0.0002 * s
+    if name == "linear-gaussian":
+        cap = 1.0 + i if cell.method in ("mmvae", "mopoe", "mmvae+") else None
+        return {"bound": -11.0 - i, "learned_log_likelihood": -10.3 - GAPS[cell.method] - 0.002 * s,
+                "true_model_log_likelihood": -10.3, "subsampling_gap": cap}
+    if name == "meme-table":
+        return {"coherence": {"mnist->syndigits": coherence, "syndigits->mnist": coherence + 0.01},
+                "latent_accuracy": {"mnist": 0.9 + 0.01 * s, "syndigits": 0.8, "joint": 0.95},
+                "relatedness": {"paired_w2": 5.0 + s, "unrelated_w2": 8.0}}
+    if name == "captions":
+        return {"coherence": {"image->text": coherence, "text->image": coherence},
+                "cca": {"image->text": 0.2 + 0.01 * i, "text->image": 0.1 + 0.01 * s}}
+    fd = 300.0 + 10 * i + 5 * s + cell.label_values.get("M", 0)
+    if cell.method == "unimodal":
+        return {"fd_unconditional": fd}
+    return {"fd_unconditional": fd, "fd_conditional": fd + 20, "coherence": coherence, "joint_coherence": 0.5}
+
+
+def synthetic_records(name, seeds):
+    """Records of ``name``'s quick grid over ``seeds`` seeds with :func:`synthetic_result`."""
+    return [{"config": cell.config(), "result": synthetic_result(name, cell)}
+            for cell in EXPERIMENTS[name]().cells(True, seeds)]
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures saved while a test runs, kept for inspection."""
+    from matplotlib.figure import Figure
+
+    figures, savefig = [], Figure.savefig
+
+    def keeping(self, *args, **kwargs):
+        figures.append(self)
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keeping)
+    return figures
+
+
+def figure_of(name, seeds, tmp_path, drawn):
+    """``(markdown, figure)`` of ``name``'s report of synthetic records over ``seeds`` seeds."""
+    markdown, _ = EXPERIMENTS[name]().report(synthetic_records(name, seeds), tmp_path, seeds)
+    (fig,) = drawn
+    return markdown, fig
+
+
+def error_bars(fig):
+    """``(row label, errorbar container)`` for every error-bar series drawn in ``fig``."""
+    from matplotlib.container import ErrorbarContainer
+
+    return [(c.get_label(), c) for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_figure_draws_each_method_in_its_palette_colour_and_labels_its_axes(name, tmp_path, drawn):
+    from matplotlib.colors import to_rgba
+
+    from pyro_mm.experiments.report import PALETTE, method_of, method_style
+
+    _, fig = figure_of(name, 2, tmp_path, drawn)
+    drawn_methods = set()
+    for label, container in error_bars(fig):
+        data_line = container.lines[0]
+        assert to_rgba(data_line.get_color()) == to_rgba(PALETTE[method_of(label)]) == to_rgba(
+            method_style(label)["color"]), label
+        drawn_methods.add(method_of(label))
+    assert drawn_methods == {r["config"]["method"] for r in synthetic_records(name, 1)}
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), (name, ax.get_title())
+
+
+def test_the_palette_gives_every_registered_method_its_own_colour_and_a_variant_its_methods():
+    from pyro_mm.experiments.report import PALETTE, method_style
+    from pyro_mm.methods import METHODS
+
+    colours = [method_style(m)["color"] for m in METHODS]
+    assert len(set(colours)) == len(METHODS) and set(PALETTE) == set(METHODS)
+    paper = method_style("meme (paper preset)")
+    assert paper["color"] == PALETTE["meme"] and paper["linestyle"] != method_style("meme")["linestyle"]
+    assert method_style("mmvae+")["color"] == PALETTE["mmvae+"] != PALETTE["mmvae"]
+    with pytest.raises(ValueError, match="names no registered method"):
+        method_style("vae")
+
+
+def test_a_method_registered_later_takes_a_spare_colour(monkeypatch):
+    from pyro_mm.experiments.report import PALETTE, SPARE_COLOURS, method_style
+    from pyro_mm.methods import METHODS
+
+    monkeypatch.setitem(METHODS, "plugin", object)
+    assert method_style("plugin")["color"] == SPARE_COLOURS[0] not in PALETTE.values()
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_error_bars_only_where_there_are_several_seeds_and_the_legend_says_how_many(name, tmp_path, drawn):
+    _, fig = figure_of(name, 1, tmp_path / "one", drawn)
+    assert not any(c.has_xerr or c.has_yerr for _, c in error_bars(fig))
+    assert "one seed" in [legend.get_title().get_text() for ax in fig.axes for legend in [ax.get_legend()] if legend]
+    drawn.clear()
+    _, fig = figure_of(name, 3, tmp_path / "three", drawn)
+    assert any(c.has_xerr or c.has_yerr for _, c in error_bars(fig))
+    titles = [legend.get_title().get_text() for ax in fig.axes for legend in [ax.get_legend()] if legend]
+    assert "mean ± sd over 3 seeds" in titles
+
+
+def test_a_point_of_one_seed_has_no_error_bar_beside_points_of_several(tmp_path, monkeypatch):
+    from pyro_mm.experiments import report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, title="": kept.append(fig) or path)
+    report.line_figure([("coherence", {"mvae": {2: (0.3, 0.02, 3), 5: (0.4, 0.0, 1)}})], "M", tmp_path / "f.png")
+    (label, bars), = error_bars(kept[0])
+    assert [len(segment) for segment in bars.lines[2][0].get_segments()] == [2, 0]
+    assert kept[0].axes[0].get_legend().get_title().get_text() == "mean ± sd over 1–3 seeds"
+
+
+@pytest.mark.parametrize("name", ["meme-table", "linear-gaussian", "beta-tradeoff", "modality-sweep", "captions"])
+def test_a_table_caption_says_one_seed_or_over_how_many(name, tmp_path, drawn):
+    one, _ = figure_of(name, 1, tmp_path / "one", drawn)
+    assert "one seed" in one and "± sd" not in one
+    drawn.clear()
+    three, _ = figure_of(name, 3, tmp_path / "three", drawn)
+    assert "mean ± sd over 3 seeds" in three and "over seeds" not in three
+
+
+def coherence_axes(fig):
+    """``(axes, "x" or "y")`` of every axis of ``fig`` that shows a coherence."""
+    return [(ax, axis) for ax in fig.axes for axis in "xy"
+            if "coherence" in (ax.get_xlabel() if axis == "x" else ax.get_ylabel())]
+
+
+@pytest.mark.parametrize("name", ["meme-table", "beta-tradeoff", "modality-sweep", "captions"])
+def test_a_coherence_axis_shows_chance_and_spans_at_least_a_tenth(name, tmp_path, drawn):
+    """The synthetic coherences differ by 0.001: the axis must not blow that up into a trend."""
+    from pyro_mm.experiments.report import CHANCE
+
+    _, fig = figure_of(name, 1, tmp_path, drawn)
+    axes = coherence_axes(fig)
+    assert axes
+    for ax, axis in axes:
+        low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+        assert high - low >= 0.1 - 1e-12 and low < CHANCE < high
+        (chance,) = [line for line in ax.lines if line.get_label() == "chance"]
+        assert set(chance.get_xdata() if axis == "x" else chance.get_ydata()) == {CHANCE}
+
+
+def test_the_count_of_modalities_has_whole_ticks(tmp_path, drawn):
+    _, fig = figure_of("modality-sweep", 1, tmp_path, drawn)
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_linear_gaussian_shows_hundredths_of_a_nat_beside_memes_half_and_reference_lines_where_they_belong(
+        tmp_path, drawn):
+    _, fig = figure_of("linear-gaussian", 3, tmp_path, drawn)
+    gaps, bounds = fig.axes
+    points = {label: c for label, c in error_bars(fig)}
+
+    def pixel(ax, x):
+        return ax.transData.transform((x, 0))[0]
+
+    low, high = gaps.get_xlim()
+    assert low <= 0 and high >= GAPS["meme"]  # every gap, MEME's too, on the axis
+    width = pixel(gaps, high) - pixel(gaps, low)
+    # MVAE's 0.015 and MMVAE's 0.027 nats are told apart by a tenth of the axis
+    assert pixel(gaps, 0.027) - pixel(gaps, 0.015) > 0.1 * width
+    assert {label for label in points if label.endswith("(cap)")} == {"mmvae (cap)", "mopoe (cap)", "mmvae+ (cap)"}
+    assert [line.get_label() for line in gaps.lines if line.get_label() == "true model"] == ["true model"]
+    assert all(set(line.get_xdata()) == {0} for line in gaps.lines if line.get_label() == "true model")
+    assert not [line for line in bounds.lines if line.get_label() in ("true model", "chance")]
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_titles_labels_and_legends_fit_inside_the_figure(name, tmp_path, drawn):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    _, fig = figure_of(name, 1, tmp_path, drawn)
+    canvas = FigureCanvasAgg(fig)  # the figure is closed: draw it again as it was saved
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    frame = fig.bbox
+    texts = [fig._suptitle] + [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    texts += [legend for ax in fig.axes for legend in [ax.get_legend()] if legend]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1 and box.y0 >= frame.y0 - 1 and \
+            box.y1 <= frame.y1 + 1, (name, getattr(text, "get_text", lambda: "legend")())
+
+
+def test_a_panel_has_its_own_y_label_and_chance_line(tmp_path, monkeypatch):
+    """What the meme-table's latent-accuracy panel needs: ``line_figure``'s old call with pairs, and a
+    :class:`Panel` with its own y label and chance level beside them."""
+    from pyro_mm.experiments import report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, title="": kept.append(fig) or path)
+    series = {"meme": {0.5: (0.6, 0.0, 1), 1.0: (0.7, 0.0, 1)}, "meme (paper preset)": {1.0: (0.2, 0.0, 1)}}
+    report.line_figure([("coherence (split)", series),
+                        report.accuracy_panel("latent accuracy, q(z | MNIST)", series, "latent accuracy")],
+                       "paired fraction f", tmp_path / "figure.png", ylabel="coherence")
+    coherence, accuracy = kept[0].axes
+    assert coherence.get_ylabel() == "coherence" and accuracy.get_ylabel() == "latent accuracy"
+    assert not [line for line in coherence.lines if line.get_label() == "chance"]
+    (chance,) = [line for line in accuracy.lines if line.get_label() == "chance"]
+    assert set(chance.get_ydata()) == {report.CHANCE}
+    styles = {label: (c.lines[0].get_color(), c.lines[0].get_linestyle()) for label, c in error_bars(kept[0])}
+    (meme_colour, meme_line), (paper_colour, paper_line) = styles["meme"], styles["meme (paper preset)"]
+    assert meme_colour == paper_colour and meme_line != paper_line
+
+
+def test_seeds_note():
+    from pyro_mm.experiments.report import seeds_note
+
+    assert seeds_note([1]) == "one seed" and seeds_note([1, 1]) == "one seed"
+    assert seeds_note([3, 3]) == "mean ± sd over 3 seeds" and seeds_note([1, 3, 2]) == "mean ± sd over 1–3 seeds"
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_a_diverged_cell_leaves_its_figure_drawn_from_the_others(name, tmp_path, drawn):
+    records = synthetic_records(name, 2)
+    records[0] = {**records[0], "result": None}
+    EXPERIMENTS[name]().report(records, tmp_path, 2)
+    assert len(drawn) == 1 and error_bars(drawn[0])
+
+
+def test_a_chance_level_far_below_the_data_is_noted_not_drawn(tmp_path, monkeypatch):
+    """Latent accuracies near 1 keep their scale: chance would squeeze them into a sliver."""
+    from pyro_mm.experiments import report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, title="": kept.append(fig) or path)
+    series = {"mvae": {0.5: (0.94, 0.01, 3), 1.0: (0.95, 0.01, 3)}, "meme": {0.5: (0.98, 0.01, 3), 1.0: (0.99, 0.0, 3)}}
+    report.line_figure([report.accuracy_panel("latent accuracy", series, "latent accuracy")], "f", tmp_path / "f.png")
+    (ax,) = kept[0].axes
+    low, high = ax.get_ylim()
+    assert low > 0.5 and high - low >= report.FRACTION_SPAN
+    assert not [line for line in ax.lines if line.get_label() == "chance"]
+    assert "chance (0.1) below the axis" in [t.get_text() for t in ax.texts]

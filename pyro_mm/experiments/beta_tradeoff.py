@@ -18,7 +18,8 @@ from .experiment import Experiment
 from .grid import Cell
 from .measures import generative_quality
 from .modality_sweep import NETWORKS, ONE_PARTICLE
-from .report import markdown_table, pyplot, save_figure, summarise
+from .report import (CHANCE, FRACTION_SPAN, frame_axis, markdown_table, method_legend, method_style, save_figure,
+                     seeds_note, spread, subplots, summarise)
 
 __all__ = ["BetaTradeoff"]
 
@@ -61,30 +62,39 @@ class BetaTradeoff(Experiment):
         return generative_quality(vae, classifiers, test, "m0")
 
     def report(self, records: Sequence[dict], out: Path, seeds: int):
-        column = lambda config: f"β={config['labels']['beta']:g}"  # noqa: E731
-        coherence = summarise(records, lambda r: r["coherence"], column)
-        fd = summarise(records, lambda r: r["fd_unconditional"], column)
-        markdown = ("**leave-one-out cross coherence** (mean ± sd over seeds)\n\n" + markdown_table(coherence, seeds)
-                    + "\n\n**Fréchet distance, m0 unconditional** (lower is better)\n\n" + markdown_table(fd, seeds, digits=2))
+        beta = lambda config: config["labels"]["beta"]  # noqa: E731
+        coherence = summarise(records, lambda r: r["coherence"], beta)
+        fd = summarise(records, lambda r: r["fd_unconditional"], beta)
+        named = {name: {m: {f"β={b:g}": v for b, v in cols.items()} for m, cols in summary.items()}
+                 for name, summary in (("coherence", coherence), ("fd_unconditional", fd))}
+        markdown = (f"**leave-one-out cross coherence** ({seeds_note([seeds])})\n\n"
+                    + markdown_table(named["coherence"], seeds)
+                    + f"\n\n**Fréchet distance, m0 unconditional** (lower is better; {seeds_note([seeds])})\n\n"
+                    + markdown_table(named["fd_unconditional"], seeds, digits=2))
         _tradeoff_figure(coherence, fd, out / "figure.png", self.title)
-        return markdown, {"coherence": {m: {c: list(v) for c, v in cols.items()} for m, cols in coherence.items()},
-                          "fd_unconditional": {m: {c: list(v) for c, v in cols.items()} for m, cols in fd.items()}}
+        return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in summary.items()}
+                          for name, summary in named.items()}
 
 
 def _tradeoff_figure(coherence, fd, path: Path, title: str) -> Path:
-    """Coherence (x) against Fréchet distance (y), one curve per method through its β values."""
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    """Coherence (x) against Fréchet distance (y), one curve per method through its β values in
+    increasing order, each point named by its β; ± sd bars where a point has several seeds. The
+    coherence axis holds its chance level and spans at least a tenth, so a difference of the
+    judges' noise does not look like a trade-off."""
+    fig, (ax,) = subplots(1, 6.0, 4.6)
+    handles, counts = {}, []
     for method, cols in coherence.items():
-        keys = list(cols)
-        xs = [cols[k][0] for k in keys]
-        ys = [fd[method][k][0] for k in keys]
-        ax.errorbar(xs, ys, xerr=[cols[k][1] for k in keys], yerr=[fd[method][k][1] for k in keys], marker="o",
-                    capsize=3, label=method)
-        for x, y, k in zip(xs, ys, keys):
-            ax.annotate(k, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("leave-one-out cross coherence (higher is better)")
+        betas = sorted(b for b in cols if b in fd[method])
+        xs, ys = [cols[b] for b in betas], [fd[method][b] for b in betas]
+        handles[method] = ax.errorbar([x[0] for x in xs], [y[0] for y in ys], xerr=spread(xs), yerr=spread(ys),
+                                      capsize=3, label=method, **method_style(method))
+        counts += [x[2] for x in xs]
+        for b, x, y in zip(betas, xs, ys):
+            ax.annotate(f"β={b:g}", (x[0], y[0]), fontsize=7, xytext=(4, 2), textcoords="offset points",
+                        color=method_style(method)["color"])
+    ax.set_xlabel("leave-one-out cross coherence of m0 (higher is better)")
     ax.set_ylabel("Fréchet distance, unconditional m0 (lower is better)")
+    frame_axis(ax, "x", CHANCE, FRACTION_SPAN)
     ax.grid(alpha=0.3)
-    return save_figure(fig, path, title, legend=ax)
+    method_legend(ax, handles, counts)
+    return save_figure(fig, path, title)

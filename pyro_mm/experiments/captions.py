@@ -15,7 +15,6 @@ correlated with its input, than MVAE's and MMVAE's.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import List, Sequence
 
@@ -23,12 +22,17 @@ from ..methods import METHODS
 from .experiment import Experiment
 from .grid import Cell
 from .measures import cca, coherence
-from .report import markdown_table, pyplot, save_figure, summarise
+from .report import FRACTION_SPAN, Panel, accuracy_panel, line_figure, markdown_table, seeds_note, summarise
 
 __all__ = ["Captions"]
 
 DATASET = "captioned-digits"
 SETTINGS = ((1.0, "paired"), (0.5, "alternate"))
+#: the measures of a cell's result, by their names in the tables
+METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
+           "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
+           "CCA image → caption": lambda r: r["cca"]["image->text"],
+           "CCA caption → image": lambda r: r["cca"]["text->image"]}
 
 
 class Captions(Experiment):
@@ -60,30 +64,20 @@ class Captions(Experiment):
                         "text->image": cca(vae, test, classifiers, "text", "image")}}
 
     def report(self, records: Sequence[dict], out: Path, seeds: int):
-        column = lambda config: f"f={config['labels']['f']:g}"  # noqa: E731
-        metrics = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
-                   "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
-                   "CCA image → caption": lambda r: r["cca"]["image->text"],
-                   "CCA caption → image": lambda r: r["cca"]["text->image"]}
-        summaries = {name: summarise(records, fn, column) for name, fn in metrics.items()}
-        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, seeds)}" for name, s in summaries.items())
-        _bars(summaries, out / "figure.png", self.title)
+        summaries = {name: summarise(records, fn, lambda config: f"f={config['labels']['f']:g}")
+                     for name, fn in METRICS.items()}
+        markdown = "\n\n".join(f"**{name}** ({seeds_note([seeds])})\n\n{markdown_table(s, seeds)}"
+                               for name, s in summaries.items())
+        _figure(records, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}
                           for name, s in summaries.items()}
 
 
-def _bars(summaries, path: Path, title: str) -> Path:
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, len(summaries), figsize=(3.6 * len(summaries), 3.4))
-    for ax, (name, summary) in zip(axes, summaries.items()):
-        methods = list(summary)
-        columns = list(dict.fromkeys(c for cols in summary.values() for c in cols))
-        width = 0.8 / len(columns)
-        missing = (math.nan, math.nan, 0)  # a partial grid
-        for j, c in enumerate(columns):
-            ax.bar([i + j * width for i in range(len(methods))], [summary[m].get(c, missing)[0] for m in methods],
-                   width=width, yerr=[summary[m].get(c, missing)[1] for m in methods], capsize=2, label=c)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], methods, rotation=30, fontsize=8)
-        ax.set_title(name, fontsize=9)
-    return save_figure(fig, path, title, legend=axes[0])
+def _figure(records: Sequence[dict], path: Path, title: str) -> Path:
+    """Each measure against the paired fraction f, a line per method: the two cross coherences
+    with their chance level, the two canonical correlations; every y axis at least a tenth wide."""
+    series = {name: summarise(records, fn, lambda config: config["labels"]["f"]) for name, fn in METRICS.items()}
+    panels = [accuracy_panel(name, s, "cross coherence") if name.startswith("cross coherence")
+              else Panel(name, s, "mean canonical correlation (first 5)", min_span=FRACTION_SPAN)
+              for name, s in series.items()]
+    return line_figure(panels, "paired fraction f", path, title=title, columns=2)

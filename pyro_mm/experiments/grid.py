@@ -56,6 +56,8 @@ class Cell:
     :ivar data: the data set's options (``num_modalities``, ``scheme``, ``fraction``, ``size``).
     :ivar networks: keyword arguments of :func:`~pyro_mm.defaults.default_modalities`.
     :ivar labels: what the table reads the cell as (e.g. ``{"f": 0.5, "kept": "mnist"}``).
+    :ivar lr, lr_schedule, warmup_steps: Adam's (peak) learning rate and its schedule
+        (:data:`pyro_mm.training.LR_SCHEDULES`), as :meth:`~pyro_mm.method.MultimodalVAE.fit` takes them.
     :ivar precision: the float32 matmul precision of the training (one of
         :data:`pyro_mm.precision.PRECISIONS`; ``"highest"``: exact float32), passed to
         :meth:`~pyro_mm.method.MultimodalVAE.fit` as ``matmul_precision``. It is part of the
@@ -73,6 +75,8 @@ class Cell:
     z_dim: int = 16
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     precision: str = "highest"
 
     def __post_init__(self):

@@ -16,8 +16,9 @@ from ..batch import MultimodalBatch
 from ..metrics import cross_coherence, joint_coherence, linear_probe_accuracy
 from ..metrics.cca import held_out_cca_correlation
 from ..metrics.frechet import classifier_features, frechet_distance
+from ..metrics.relatedness import expert_posteriors, paired_unpaired_distances
 
-__all__ = ["chunks", "coherence", "joint", "latent_accuracy", "generated", "frechet", "cca", "generative_quality"]
+__all__ = ["chunks", "coherence", "joint", "latent_accuracy", "generated", "frechet", "cca", "generative_quality", "relatedness"]
 
 CHUNK = 500
 
@@ -93,3 +94,16 @@ def generative_quality(vae, classifiers, test: MultimodalBatch, target: str) -> 
         out["coherence"] = coherence(vae, test, classifiers, subsets=leave_one_out).mean
         out["joint_coherence"] = joint(vae, classifiers, len(test))
     return out
+
+
+def relatedness(vae, batch: MultimodalBatch, seed: int = 0) -> Optional[Dict[str, float]]:
+    """MEME's relatedness of two modalities' posteriors: the mean 2-Wasserstein distance between
+    ``q(z | x_1)`` and ``q(z | x_2)`` of true pairs and of unrelated ones (a partner of another
+    class), :func:`~pyro_mm.metrics.relatedness.paired_unpaired_distances`. ``None`` for a guide
+    without per-modality posteriors or data without exactly two modalities."""
+    if len(vae.names) != 2 or not hasattr(vae.guide, "experts"):
+        return None
+    loc, scale = expert_posteriors(vae.guide, chunks(batch.to(_device(vae))))
+    d = paired_unpaired_distances(loc[:, 0], scale[:, 0], loc[:, 1], scale[:, 1], labels=batch.labels,
+                                  generator=torch.Generator().manual_seed(seed))
+    return {"paired_w2": float(d.paired.mean()), "unrelated_w2": float(d.unpaired.mean())}

@@ -21,7 +21,7 @@ from ..methods import METHODS
 from .experiment import Experiment
 from .grid import Cell
 from .measures import generative_quality
-from .report import line_figure, markdown_table, summarise
+from .report import Panel, accuracy_panel, line_figure, markdown_table, seeds_note, summarise
 
 __all__ = ["ModalitySweep"]
 
@@ -82,14 +82,25 @@ class ModalitySweep(Experiment):
         for r in unimodal:  # the unimodal VAE's figures stand at every M
             expanded += [{**r, "config": {**r["config"], "labels": {"M": m}}} for m in counts
                          if m != r["config"]["labels"]["M"]]
-        summaries = {name: summarise([r for r in expanded if key in r["result"]], lambda res, key=key: res[key],
+        summaries = {name: summarise([r for r in expanded if key in (r["result"] or {})], lambda res, key=key: res[key],
                                      lambda config: f"M={config['labels']['M']}")
                      for key, name in METRICS.items()}
-        markdown = "\n\n".join(f"**{name}** (mean ± sd over seeds)\n\n{markdown_table(s, seeds, digits=3 if 'coherence' in name else 2)}"
+        markdown = "\n\n".join(f"**{name}** ({seeds_note([seeds])})\n\n"
+                               f"{markdown_table(s, seeds, digits=3 if 'coherence' in name else 2)}"
                                for name, s in summaries.items())
-        panels = [(METRICS[key], summarise([r for r in expanded if key in r["result"]], lambda res, key=key: res[key],
-                                           lambda config: config["labels"]["M"]))
-                  for key in ("fd_unconditional", "coherence")]
-        line_figure(panels, "modalities M", out / "figure.png", title=self.title)
+        _figure(expanded, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}
                           for name, s in summaries.items()}
+
+
+def _figure(records: Sequence[dict], path: Path, title: str) -> Path:
+    """The unconditional Fréchet distance of m0 and its leave-one-out cross coherence against the
+    number of modalities M (whole numbers on the axis), a line per method; the coherence panel
+    with its chance level and a y axis at least a tenth wide."""
+    def series(key):
+        return summarise([r for r in records if key in (r["result"] or {})], lambda res: res[key],
+                         lambda config: config["labels"]["M"])
+
+    panels = [Panel(METRICS["fd_unconditional"], series("fd_unconditional"), "Fréchet distance"),
+              accuracy_panel(METRICS["coherence"], series("coherence"), "cross coherence")]
+    return line_figure(panels, "modalities M", path, title=title, integer_x=True)

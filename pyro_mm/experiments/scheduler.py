@@ -99,19 +99,28 @@ def train_cell(experiment, cell: Cell, directory: Path, threads: int, fingerprin
         seen["step"] = step.step
 
     start = time.perf_counter()
-    vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
-            progress=False, callback=advance, checkpoint=checkpoint, checkpoint_every=max(cell.steps // 4, 1),
-            resume=checkpoint.is_file(), matmul_precision=cell.precision)
+    diverged = None
+    try:
+        vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
+                lr_schedule=cell.lr_schedule, warmup_steps=cell.warmup_steps,
+                progress=False, callback=advance, checkpoint=checkpoint, checkpoint_every=max(cell.steps // 4, 1),
+                resume=checkpoint.is_file(), matmul_precision=cell.precision)
+    except FloatingPointError as error:  # a non-finite loss: the cell's outcome, recorded as such
+        diverged = str(error)
     training_seconds = time.perf_counter() - start
     steps = len(vae.step_losses)
-    with torch.random.fork_rng():
-        torch.manual_seed(cell.seed)
-        vae.eval()
-        start = time.perf_counter()
-        result = experiment.evaluate(vae, cell)
-        evaluation_seconds = time.perf_counter() - start
+    result, evaluation_seconds = None, 0.0
+    if diverged is None:
+        with torch.random.fork_rng():
+            torch.manual_seed(cell.seed)
+            vae.eval()
+            start = time.perf_counter()
+            result = experiment.evaluate(vae, cell)
+            evaluation_seconds = time.perf_counter() - start
+    finite = [loss for loss in vae.step_losses[-20:] if loss == loss]
     training = {"steps": steps, "resumed_from": steps if seen["first"] is None else seen["first"] - 1,
-                "seconds": round(training_seconds, 2), "final_loss": statistics.fmean(vae.step_losses[-20:])}
+                "seconds": round(training_seconds, 2), "final_loss": statistics.fmean(finite) if finite else None,
+                "diverged": diverged}
     return make_record(cell, result, training, evaluation_seconds, torch.get_num_threads(), seen["precision"],
                        fingerprint, provenance())
 

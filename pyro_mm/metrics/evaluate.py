@@ -37,7 +37,7 @@ from pyro_mm.metrics.frechet import classifier_features, frechet_distance
 from pyro_mm.metrics.latent_accuracy import linear_probe_accuracy
 from pyro_mm.metrics.likelihood import conditional_log_likelihood, log_likelihood
 from pyro_mm.metrics.pareto import khat_summary
-from pyro_mm.metrics.relatedness import class_distance_matrix, paired_unpaired_distances
+from pyro_mm.metrics.relatedness import class_distance_matrix, expert_posteriors, paired_unpaired_distances
 from pyro_mm.queries import embed, predict, sample_prior
 
 __all__ = ["evaluate", "write_report", "complete_batch"]
@@ -136,13 +136,7 @@ def evaluate(model, guide, test_set, classifiers: Mapping[str, torch.nn.Module],
     stages.update()
 
     if len(names) == 2 and hasattr(guide, "experts"):
-        locs, scales = [], []
-        for c in chunks:
-            with torch.no_grad():
-                loc, scale, _ = guide.experts(c)
-            locs.append(loc)
-            scales.append(scale)
-        loc, scale = torch.cat(locs), torch.cat(scales)
+        loc, scale = expert_posteriors(guide, chunks)
         d = paired_unpaired_distances(loc[:, 0], scale[:, 0], loc[:, 1], scale[:, 1], labels=test.labels,
                                       generator=torch.Generator().manual_seed(seed))
         results["relatedness"] = {"paired_mean_w2": float(d.paired.mean()),

@@ -39,7 +39,9 @@ def _save(fig: Figure, path: PathLike) -> Path:
 def coherence_bars(results: Union[CoherenceResult, Mapping[str, CoherenceResult]], path: PathLike,
                    title: str = "Cross coherence") -> Path:
     """Bars of cross coherence against the number of given modalities, one colour per model
-    (``results``: one :class:`CoherenceResult` or a mapping ``model name -> result``)."""
+    (``results``: one :class:`CoherenceResult` or a mapping ``model name -> result``), and a
+    dotted line at chance, one over the number of classes (where the results' per-class
+    accuracies give it)."""
     if isinstance(results, CoherenceResult):
         results = {"": results}
     if not results:
@@ -53,8 +55,11 @@ def coherence_bars(results: Union[CoherenceResult, Mapping[str, CoherenceResult]
         ax.bar(np.arange(len(sizes)) + (i - (len(results) - 1) / 2) * width, values, width,
                label=label or None)
     ax.set_xticks(np.arange(len(sizes)), [str(k) for k in sizes])
+    classes = {len(v) for r in results.values() for v in r.per_class.values()}
+    if len(classes) == 1:
+        ax.axhline(1 / classes.pop(), color="0.45", linestyle=":", linewidth=1.2, label="chance")
     ax.set(xlabel="number of given modalities", ylabel="coherence", ylim=(0, 1), title=title)
-    if len(results) > 1 or next(iter(results)):
+    if len(results) > 1 or next(iter(results)) or ax.lines:
         ax.legend(fontsize="small")
     return _save(fig, path)
 

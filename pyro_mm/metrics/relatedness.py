@@ -31,6 +31,7 @@ __all__ = [
     "paired_unpaired_distances",
     "histogram_data",
     "class_distance_matrix",
+    "expert_posteriors",
 ]
 
 
@@ -158,3 +159,15 @@ def class_distance_matrix(loc_a, scale_a, labels_a, loc_b, scale_b, labels_b,
         sums += one_hot[0][i : i + chunk].T @ dist @ one_hot[1]
     counts = one_hot[0].sum(0)[:, None] * one_hot[1].sum(0)[None, :]
     return torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, float("nan")))
+
+
+def expert_posteriors(guide, batches):
+    """``(loc, scale)`` ``[N, M, D]`` of every modality's own posterior ``q(z | x_m)`` over
+    ``batches`` (a guide with ``experts``, such as every mixture or product guide and MEME's)."""
+    locs, scales = [], []
+    for batch in batches:
+        with torch.no_grad():
+            loc, scale, _ = guide.experts(batch)
+        locs.append(loc)
+        scales.append(scale)
+    return torch.cat(locs), torch.cat(scales)

@@ -38,3 +38,22 @@ def test_latent_view_draws_the_same_fixed_subset_in_every_panel(tmp_path, monkey
     drawn.clear()
     latent_view({"joint": joint}, labels, tmp_path / "all.png")
     assert len(drawn[0][0]) == 200
+
+
+def test_coherence_bars_draw_chance_at_one_over_the_number_of_classes(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from pyro_mm.metrics.coherence import CoherenceResult
+    from pyro_mm.metrics.plots import coherence_bars
+
+    saved = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: saved.append(self) or savefig(self, *a, **k))
+    pair = (("a",), "b")
+    result = CoherenceResult({pair: 0.6}, {pair: np.full(10, 0.6)}, {pair: 100}, {1: 0.6})
+    coherence_bars(result, tmp_path / "coherence.png")
+    (ax,) = saved[0].axes
+    (chance,) = [line for line in ax.lines if line.get_label() == "chance"]
+    assert set(chance.get_ydata()) == {0.1} and ax.get_ylabel() == "coherence" and ax.get_xlabel()
+    coherence_bars(CoherenceResult({pair: 0.6}, {}, {}, {1: 0.6}), tmp_path / "unknown.png")
+    assert not saved[1].axes[0].lines  # no per-class accuracies: the number of classes is unknown
