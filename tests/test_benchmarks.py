@@ -95,3 +95,13 @@ def test_data_parallel_benchmark_runs_two_processes(tmp_path):
     assert len(report["single"]["step_losses"]) == len(report["ddp"]["step_losses"]) == report["steps"]
     assert "Lightning DDP" in (tmp_path / "data_parallel.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data_parallel.json", "data_parallel.md"]
+
+
+def test_mopoe_with_one_subset_per_sample_estimates_the_same_bound_with_more_noise():
+    """benchmarks/mopoe_subsets.py at a tiny size: the two choices agree on the bound within their
+    standard errors, and drawing one subset per sample makes the gradient noisier."""
+    rows = {name: rest for name, *rest in _load("mopoe_subsets").measure(3, draws=6, repeats=1, size=300, timed=1)}
+    (_, all_mean, _, all_se, all_noise), (_, one_mean, _, one_se, one_noise) = rows["all subsets"], \
+        rows["one subset per sample"]
+    assert abs(all_mean - one_mean) < 5 * (all_se ** 2 + one_se ** 2) ** 0.5
+    assert one_noise > 2 * all_noise
