@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -245,13 +246,36 @@ def train_classifier(
     """
     with _one_thread():
         model, steps, step = _prepare(dataset, modality, epochs, batch_size, lr, device, seed, num_classes)
-        bar = tqdm(range(steps), desc=f"classifier {type(dataset).__name__}/{modality}", unit="batch",
-                   disable=not progress, leave=False)
-        for i in bar:
-            loss = step(i)
-            if i % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+        with tqdm(total=steps, desc=f"classifier {type(dataset).__name__}/{modality}", unit="batch",
+                  disable=not progress, leave=False) as bar:
+            _run(steps, step, bar)
     return model.eval()
+
+
+def _run(steps: int, step, bar) -> None:
+    """Take the ``steps`` training steps of ``step``, advancing ``bar``."""
+    for i in range(steps):
+        loss = step(i)
+        bar.update()
+        if i % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+
+def _train_side_by_side(train_set, plan, device, progress: bool) -> Dict[str, nn.Module]:
+    """Train the classifiers of ``plan`` (``(modality, training arguments, path)``), each exactly
+    as :func:`train_classifier` would — one torch thread, its own seeded generator and model —
+    but as many at once as the caller had threads, each in a Python thread of its own (torch
+    releases the interpreter lock inside its kernels). The weights are those of training them one
+    after another: no computation is shared, and each kernel runs on one thread."""
+    workers = max(1, min(len(plan), torch.get_num_threads()))
+    with _one_thread():
+        prepared = {n: _prepare(train_set, n, training["epochs"], training["batch_size"], _LR, device,
+                                training["seed"], _CLASSES) for n, training, _ in plan}
+        with tqdm(total=sum(steps for _, steps, _ in prepared.values()), unit="batch", leave=False,
+                  desc=f"classifiers {type(train_set).__name__}/{'+'.join(prepared)}", disable=not progress) as bar, \
+                ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda n: _run(prepared[n][1], prepared[n][2], bar), prepared))
+    return {n: model.eval() for n, (model, _, _) in prepared.items()}
 
 
 @torch.no_grad()
@@ -369,18 +393,24 @@ def classifiers_for(
     :returns: ``(classifiers, accuracies)``, dicts keyed by modality; classifiers are in eval mode
         on ``device``.
     """
-    classifiers, accuracies = {}, {}
-    for n, training, path in _plan(train_set, test_set, cache_dir, modalities, epochs, batch_size, seed, device):
+    plan = _plan(train_set, test_set, cache_dir, modalities, epochs, batch_size, seed, device)
+    classifiers, todo = {}, []
+    for n, training, path in plan:
         model = make_classifier(train_set, n).to(device)
-        if not _load(path, model):
-            start = time.perf_counter()
-            model = train_classifier(train_set, n, device=device, progress=progress, **training)
-            save_arrays(path, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
-            if progress:
-                tqdm.write(f"trained {path.name} in {time.perf_counter() - start:.0f} s")
-        classifiers[n] = model.eval()
-        accuracies[n] = classifier_accuracy(model, test_set, n)
-    return classifiers, accuracies
+        if _load(path, model):
+            classifiers[n] = model.eval()
+        else:
+            todo.append((n, training, path))
+    if todo:
+        start = time.perf_counter()
+        trained = _train_side_by_side(train_set, todo, device, progress)
+        for n, _, path in todo:
+            save_arrays(path, {k: v.detach().cpu().numpy() for k, v in trained[n].state_dict().items()})
+        classifiers.update(trained)
+        if progress:
+            tqdm.write(f"trained {', '.join(path.name for _, _, path in todo)} in {time.perf_counter() - start:.0f} s")
+    classifiers = {n: classifiers[n] for n, _, _ in plan}
+    return classifiers, {n: classifier_accuracy(model, test_set, n) for n, model in classifiers.items()}
 
 
 def classifiers_training_seconds(

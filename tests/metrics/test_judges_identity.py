@@ -33,3 +33,19 @@ def test_the_cache_key_holds_the_device(tmp_path):
     cpu = classifier_cache_file(train, "mnist", tmp_path, epochs=1.0)
     assert cpu == classifier_cache_file(train, "mnist", tmp_path, device="cpu", epochs=1.0)
     assert cpu != classifier_cache_file(train, "mnist", tmp_path, device="cuda", epochs=1.0)
+
+
+def test_judges_trained_side_by_side_equal_judges_trained_one_at_a_time(tmp_path):
+    """classifiers_for trains the judges at once, each on a thread of its own: the weights are
+    those of train_classifier called for one modality after the other."""
+    from pyro_mm.metrics.classifiers import train_classifier
+
+    train, test = load_dataset("mnist-syndigits", "train", size=200), load_dataset("mnist-syndigits", "test", size=100)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        together, _ = classifiers_for(train, test, cache_dir=tmp_path, epochs=0.3, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    alone = {n: train_classifier(train, n, epochs=0.3, progress=False) for n in ("mnist", "syndigits")}
+    assert judges_sha256(together) == judges_sha256(alone)

@@ -18,13 +18,13 @@ def test_second_call_loads_and_a_corrupt_file_is_retrained(captions, tmp_path, m
     train, test = captions
     cache = tmp_path / "cache"
     trained = []
-    real = module.train_classifier
+    real = module._prepare  # the set-up of every classifier trained, alone or side by side
 
-    def spy(dataset, modality, **kwargs):
+    def spy(dataset, modality, *args):
         trained.append(modality)
-        return real(dataset, modality, **kwargs)
+        return real(dataset, modality, *args)
 
-    monkeypatch.setattr(module, "train_classifier", spy)
+    monkeypatch.setattr(module, "_prepare", spy)
     first, accuracy = classifiers_for(train, test, cache_dir=cache, epochs=EPOCHS, progress=False)
     assert sorted(trained) == ["image", "text"]
     assert isinstance(first["image"], ImageClassifier) and isinstance(first["text"], TextClassifier)
