@@ -27,6 +27,7 @@ from ..main_job import TEST_PAIRS, MainJobConfig
 from .experiment import Experiment
 from .grid import Cell
 from .measures import coherence, latent_accuracy, relatedness
+from .verdict import difference, verdict
 from .report import accuracy_panel, diverged_note, line_figure, markdown_table, seeds_note, summarise
 
 __all__ = ["MemeTable"]
@@ -39,6 +40,16 @@ FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 #: the smallest grid that can test the claim (issue 27): MVAE, MMVAE and MEME at f ∈ {1, 0.5, 0.125}
 MINIMUM = {"rows": ("mvae", "mmvae", "meme"), "fractions": (1.0, 0.5, 0.125)}
 _SCHEDULE = MainJobConfig()
+#: the paper's cross coherence on MNIST–SVHN (Joy et al. 2022, ``_SPLIT`` rows; MMVAE at f = 1 only):
+#: row -> direction -> f -> value
+PAPER = {
+    "meme": {"mnist->syndigits": {1.0: 0.625, 0.5: 0.625, 0.25: 0.503, 0.125: 0.467},
+             "syndigits->mnist": {1.0: 0.752, 0.5: 0.718, 0.25: 0.621, 0.125: 0.568}},
+    "mvae": {"mnist->syndigits": {1.0: 0.123, 0.5: 0.108, 0.25: 0.101, 0.125: 0.101},
+             "syndigits->mnist": {1.0: 0.498, 0.5: 0.338, 0.25: 0.273, 0.125: 0.249}},
+    "mmvae": {"mnist->syndigits": {1.0: 0.581}, "syndigits->mnist": {1.0: 0.735}},
+}
+_DIRECTIONS = {"mnist->syndigits": "MNIST → SynDigits", "syndigits->mnist": "SynDigits → MNIST"}
 
 
 def _minimum(cell: Cell) -> bool:
@@ -109,9 +120,31 @@ class MemeTable(Experiment):
         caption = seeds_note([seeds])
         markdown = "\n\n".join([f"**{name}** ({caption})\n\n{markdown_table(s, seeds)}" for name, s in summaries.items()]
                                  + [diverged_note(records)]).strip()
+        markdown += "\n\n" + self.verdicts(records)
         panels = [accuracy_panel(name, summarise(records, fn, lambda config: config["labels"]["f"]),
                                  "cross coherence" if name.startswith("cross") else "latent accuracy")
                   for name, fn in list(metrics.items())[:4]]
         line_figure(panels, "paired fraction f", out / "figure.png", title=self.title, columns=2)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}
                           for name, s in summaries.items()}
+
+    def verdicts(self, records: Sequence[dict]) -> str:
+        """The claims' table: MEME against MVAE at every f, and against MMVAE at f = 1, in both
+        directions, with the paper's values beside ours (:mod:`~pyro_mm.experiments.verdict`)."""
+        by = {d: summarise(records, lambda r, d=d: r["coherence"][d], lambda config: config["labels"]["f"])
+              for d in _DIRECTIONS}
+        lines = ["**Verdicts** (cross coherence; the paper's MNIST–SVHN values in brackets; difference ± its sd "
+                 "across seeds; *reproduced* or *reversed* where the difference exceeds twice its sd)", "",
+                 "| claim | f | direction | MEME | other | difference | verdict |", "|---|---:|---|---:|---:|---:|---|"]
+        for other, claim in (("mvae", "MEME above MVAE"), ("mmvae", "MEME above MMVAE")):
+            for direction, label in _DIRECTIONS.items():
+                for f, paper_other in PAPER[other][direction].items():
+                    ours, theirs = by[direction].get("meme", {}).get(f), by[direction].get(other, {}).get(f)
+                    if ours is None or theirs is None:
+                        lines.append(f"| {claim} | {f:g} | {label} | — | — | — | no records yet |")
+                        continue
+                    d, sd = difference(ours, theirs)
+                    lines.append(f"| {claim} | {f:g} | {label} | {ours[0]:.3f} [{PAPER['meme'][direction][f]:.3f}] | "
+                                 f"{theirs[0]:.3f} [{paper_other:.3f}] | {d:+.3f} ± {sd:.3f} | "
+                                 f"{verdict(ours, theirs)} (n = {min(ours[2], theirs[2])}) |")
+        return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""A claim's verdict from a table: does our ordering of two rows match the paper's, beyond noise?
+
+For two rows a and b measured over seeds, with means ``m_a``, ``m_b`` and standard deviations
+``s_a``, ``s_b`` over seeds, the difference ``d = m_a − m_b`` has the standard deviation
+``s_d = sqrt(s_a² + s_b²)`` (the seeds of the two rows are independent runs). The verdict on the
+paper's claim "a above b" is
+
+* **reproduced**: ``d > 2 s_d`` (the paper's ordering, beyond twice the difference's sd);
+* **reversed**: ``d < −2 s_d`` (the opposite ordering, likewise);
+* **not separated**: otherwise, and whenever either row has fewer than two seeds (no spread to
+  hold the difference against).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+__all__ = ["verdict", "difference"]
+
+Point = Tuple[float, float, int]  #: (mean, sd over seeds, number of seeds)
+
+
+def difference(a: Point, b: Point) -> Tuple[float, float]:
+    """``(m_a − m_b, sqrt(s_a² + s_b²))``."""
+    return a[0] - b[0], math.hypot(a[1], b[1])
+
+
+def verdict(a: Point, b: Point) -> str:
+    """The verdict on the claim "a above b" (see the module docstring)."""
+    if min(a[2], b[2]) < 2:
+        return "not separated (fewer than two seeds)"
+    d, sd = difference(a, b)
+    if d > 2 * sd:
+        return "reproduced"
+    if d < -2 * sd:
+        return "reversed"
+    return "not separated"
