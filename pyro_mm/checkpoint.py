@@ -21,23 +21,27 @@ every piece of training state its modules keep (``get_extra_state``).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
 import json
 import os
+import pickletools
 import random
+import re
 import socket
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
 
-__all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "atomic_save", "read_payload", "verified_content", "capture_rng",
-           "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError"]
+__all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "SaveError", "atomic_save", "read_payload", "verified_content",
+           "capture_rng", "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError"]
 
 MODEL_FORMAT = "pyro_mm-model"
 TRAINING_FORMAT = "pyro_mm-training"
@@ -49,24 +53,51 @@ _DIGEST_LENGTH = 64
 _TEMPORARY = ".tmp"
 
 
+class SaveError(OSError):
+    """Writing a pyro_mm file failed (a full disk, a read-only or vanished directory ...): the
+    message names the file and says that its previous version is intact. An ``OSError`` with the
+    underlying ``errno``."""
+
+    def __init__(self, path: Path, error: OSError, what: str):
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        if path.is_file():
+            kept = f"the last {what} in {path} is intact" if what == "checkpoint" else f"the previous {path} is intact"
+        else:
+            kept = "no checkpoint was written" if what == "checkpoint" else "nothing was written in its place"
+        hint = "; free some space and run again" if error.errno == errno.ENOSPC else ""
+        self.message = f"could not write {path}: {error.strerror or error}; {kept}{hint}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def atomic_save(payload: Dict, path) -> Path:
-    """``torch.save(payload)`` with its checksum to ``path`` through a temporary file renamed over it."""
+    """``torch.save(payload)`` with its checksum to ``path`` through a temporary file renamed over
+    it. A failed write (e.g. a full disk) raises :class:`SaveError` naming the file; the previous
+    file is left whole and no temporary file stays behind."""
     path = Path(path)
     inner = io.BytesIO()
     torch.save(payload, inner)
     content = inner.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=_TEMPORARY)
+    what = "checkpoint" if isinstance(payload, dict) and payload.get("format") == TRAINING_FORMAT else "file"
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=_TEMPORARY)
         with os.fdopen(fd, "wb") as f:
             f.write(_HEADER + hashlib.sha256(content).hexdigest().encode() + b"\n")
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        raise SaveError(path, error, what) from error
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.remove(tmp)
+            except OSError:  # pragma: no cover - removed at the next start (remove_stale_temporaries)
+                pass
     return path
 
 
@@ -96,8 +127,8 @@ def read_payload(path, fmt: str, map_location="cpu") -> Dict:
     try:
         payload = torch.load(io.BytesIO(content), map_location=map_location, weights_only=False)
     except Exception as error:
-        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
-                         .split("\n")[0]) from None
+        raise ValueError(_plain(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})")) \
+            from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a pyro_mm {what} (format {found!r}, expected {fmt!r})")
@@ -122,14 +153,66 @@ def verified_content(path, what: str = "file") -> bytes:
     try:  # the older layout: an outer torch.save of {"wrapper", "sha256", "content"}
         outer = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})"
-                         .split("\n")[0]) from None
+        foreign = _torch_save_content(data)
+        if foreign is not None:
+            raise ValueError(_foreign_message(path, foreign, what)) from None
+        raise ValueError(_plain(f"{path} is corrupt or not a pyro_mm {what} ({type(error).__name__}: {error})")) \
+            from None
     if not isinstance(outer, dict) or outer.get("wrapper") != _WRAPPER:
+        foreign = _torch_save_content(data)
+        if foreign is not None:
+            raise ValueError(_foreign_message(path, foreign, what))
         raise ValueError(f"{path} is not a pyro_mm {what} (no pyro_mm checksum wrapper)")
     content = outer.get("content")
     if not isinstance(content, bytes) or hashlib.sha256(content).hexdigest() != outer.get("sha256"):
         raise ValueError(f"{path} is corrupt: its content does not match its checksum (a changed or damaged file)")
     return content
+
+
+def _plain(text: str) -> str:
+    """The first line of ``text`` without terminal colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).split("\n")[0]
+
+
+def _torch_save_content(data: bytes) -> Optional[str]:
+    """What a file written by a plain ``torch.save`` holds — the qualified name of the pickled
+    object's class, or ``"dict"`` / ``"list"`` — read from its pickle's opcodes without unpickling
+    anything; ``None`` for anything else."""
+    if not data.startswith(b"PK\x03\x04"):
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = next((n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")), None)
+            if name is None:
+                return None
+            pickled = archive.read(name)
+        strings = []
+        for opcode, arg, _ in pickletools.genops(pickled):
+            if opcode.name in ("EMPTY_DICT", "DICT"):
+                return "dict"
+            if opcode.name in ("EMPTY_LIST", "LIST"):
+                return "list"
+            if opcode.name in ("GLOBAL", "INST"):
+                return str(arg).replace(" ", ".")
+            if "UNICODE" in opcode.name:
+                strings.append(str(arg))
+            if opcode.name == "STACK_GLOBAL":
+                return ".".join(strings[-2:])
+    except Exception:  # not a readable archive or pickle: not a torch.save file we can describe
+        return None
+    return None
+
+
+def _foreign_message(path: Path, content: str, what: str) -> str:
+    """What a file written by ``torch.save`` is, and how to make a pyro_mm file of it."""
+    if content in ("dict", "list", "collections.OrderedDict"):
+        name = content.rsplit(".", 1)[-1]
+        article = "an" if name[0].lower() in "aeiou" else "a"
+        return (f"{path} holds {article} {name} written by torch.save() (a state_dict?), not a pyro_mm "
+                f"{what}: load it into a model built the same way (vae.load_state_dict(torch.load(path))) and write "
+                "that with vae.save(path)")
+    return (f"{path} holds a {content} written by torch.save(), not a pyro_mm {what} (written by its .save(path)): "
+            "if you trust the file, load it with torch.load(path, weights_only=False) and write it with .save(path)")
 
 
 def capture_rng() -> Dict:

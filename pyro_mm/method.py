@@ -279,16 +279,34 @@ class MultimodalVAE(Objective):
         """Train with the method's objective (:class:`~pyro_mm.training.Trainer`); returns the mean
         loss per sample of every epoch (the loss of every step is in :attr:`step_losses`).
 
+        **Calling fit again** continues the training: ``steps`` more steps (or ``epochs`` more
+        epoch ends), keeping Adam's state, the data order — the rest of the current epoch, then
+        the same shuffles as one longer call — and the objective's state (MVAE's KL annealing, the
+        histories). ``fit(data, steps=4)`` twice equals ``fit(data, steps=8)`` once, bit for bit
+        (given the same global random state, which the calls consume as one would). This holds when
+        ``data``, ``batch_size`` and ``seed`` are those of the previous call (``lr`` may change);
+        otherwise the call trains the same networks with a fresh Adam and data order. A model read
+        with :meth:`load` starts a fresh Adam too. With ``resume`` the counts are the checkpointed
+        run's instead: ``steps`` and ``epochs`` in all, so that the same call completes it.
+
+        Ctrl-C and SIGTERM (a scheduler's preemption) let the step under way finish, write the
+        checkpoint (when there is one) and raise ``KeyboardInterrupt`` or
+        :class:`~pyro_mm.training.Terminated`; calling fit again then continues from there.
+
         :param data: a pyro_mm data set, a :class:`MultimodalBatch` or an iterable of batches (a
             resumed run repeats an uninterrupted one exactly for the first two; an iterable must
             itself yield the same batches again). Modalities the method does not model are left out.
-        :param epochs: passes over the data (``None`` with ``steps``: no limit in epochs).
-        :param steps: stop after this many steps in all.
+        :param epochs: passes over the data (``None`` with ``steps``: no limit in epochs); epoch
+            ends in this call.
+        :param steps: stop after this many steps of this call (with ``resume``: in all).
         :param time_budget: stop after this many seconds of this call.
         :param callback: called after every step with a :class:`~pyro_mm.training.StepRecord`
             (step, epoch, batch, loss per sample, seconds since the call began).
         :param checkpoint: path of a training checkpoint, written every ``checkpoint_every`` steps
-            and at the end; ``resume=True`` continues from it (a path: from that file) exactly.
+            and at the end; ``resume=True`` continues from it (a path: from that file) exactly. A
+            failed write (a full disk) raises an ``OSError`` naming the file, the previous
+            checkpoint left whole; a warning says beforehand when the disk has room for fewer
+            than two checkpoints.
         :param config: further settings a resumed run must repeat.
         :param lr_schedule: ``"constant"`` or ``"cosine"`` (a half cosine to zero over ``steps``,
             after ``warmup_steps`` of linear rise).

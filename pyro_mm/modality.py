@@ -95,7 +95,8 @@ class Modality:
     """Specification of one modality.
 
     :param str name: the modality's name; it is also the name of its likelihood site in the
-        models, so it must be a non-empty string other than the latent site names.
+        models and of its networks in the modules, so it must be a non-empty string other than the
+        latent site names, without ``.``.
     :param event_shape: shape of one observation, e.g. ``(1, 28, 28)`` or ``(L,)`` for tokens.
     :param nn.Module encoder: ``x -> (loc, scale)``.
     :param nn.Module decoder: ``z -> likelihood parameters``.
@@ -115,6 +116,9 @@ class Modality:
     ):
         if not isinstance(name, str) or not name:
             raise ValueError(f"a modality needs a non-empty string name, got {name!r}")
+        if "." in name:
+            raise ValueError(f"modality name {name!r} contains '.', which torch module names cannot hold (the "
+                             f"modality's networks are kept under its name); use e.g. {name.replace('.', '_')!r}")
         if not isinstance(encoder, nn.Module) or not isinstance(decoder, nn.Module):
             raise TypeError(f"modality {name!r}: encoder and decoder must be torch.nn.Module s")
         if not likelihood_scale > 0:

@@ -118,7 +118,14 @@ class ConvEncoder(nn.Module):
                  min_scale: float = 1e-3, standardize: bool = False):
         super().__init__()
         self.standardize = bool(standardize)
+        if len(in_shape) != 3:
+            raise ValueError(f"ConvEncoder reads images [C, H, W], got inputs of shape {list(in_shape)}")
         c, h, w = in_shape
+        smallest = 2 ** len(channels)  # each stride-2 convolution (kernel 4, padding 1) halves the size
+        if min(h, w) < smallest:
+            raise ValueError(f"images of {h}x{w} are too small for ConvEncoder's {len(channels)} stride-2 "
+                             f"convolutions, which need at least {smallest}x{smallest}: use the MLP encoder "
+                             "(encoder='mlp', or --encoder mlp) or fewer channels")
         layers, prev = [], c
         for ch in channels:
             layers += [nn.Conv2d(prev, ch, 4, 2, 1), nn.ReLU()]
@@ -144,6 +151,13 @@ class ConvDecoder(nn.Module):
     def __init__(self, z_dim: int, out_shape: Sequence[int], channels: Sequence[int] = (128, 64, 32)):
         super().__init__()
         self.out_shape = tuple(out_shape)
+        if len(self.out_shape) != 3:
+            raise ValueError(f"ConvDecoder writes images [C, H, W], got an output shape {list(self.out_shape)}")
+        largest = 4 * 2 ** len(channels)  # a 4x4 map doubled by each transposed convolution
+        if max(self.out_shape[1:]) > largest:
+            raise ValueError(f"images of {self.out_shape[1]}x{self.out_shape[2]} are too large for ConvDecoder's "
+                             f"{len(channels)} transposed convolutions, which make at most {largest}x{largest}: use "
+                             "the MLP decoder (decoder='mlp') or more channels")
         c = self.out_shape[0]
         self.fc = nn.Linear(z_dim, channels[0] * 16)
         layers = []

@@ -14,6 +14,12 @@ periodic checkpoints and an exact resume: a resumed run repeats the losses and p
 that was never interrupted (:mod:`pyro_mm.checkpoint`). Its loop runs at a float32 matmul precision
 of its own (:mod:`pyro_mm.precision`), recorded in the checkpoint with the data's content hash: a
 resumed run must repeat both.
+
+Stopping: while the loop runs in the main thread, Ctrl-C (SIGINT) and SIGTERM (how schedulers
+preempt a job) let the step under way finish, write the checkpoint and raise — ``KeyboardInterrupt``
+for the one, :class:`Terminated` (a ``KeyboardInterrupt`` too) for the other; ``pyro-mm`` exits
+with status 130 or 143 (:func:`exit_status`). A second signal during the same step raises at once.
+A handler the program installed itself is left in place.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import shutil
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -44,7 +53,8 @@ from .checkpoint import (
 from .precision import check_precision, float32_precision
 from .protocols import DataInitialised
 
-__all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES"]
+__all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES", "Terminated",
+           "exit_status", "raise_on_signal", "StopSignals", "DiskSpaceWarning", "checkpoint_size"]
 
 #: the learning-rate schedules of :class:`Trainer`
 LR_SCHEDULES = ("constant", "cosine")
@@ -70,6 +80,9 @@ class Objective(nn.Module):
         #: ``content_hash`` of ``self.training_data(data)``; ``None``: not trained, or on data
         #: without one, such as a ``MultimodalBatch``)
         self.data_sha256: Optional[str] = None
+        #: where the last ``fit`` of this object left off (Adam's state, the data order and
+        #: position, the settings), for the next ``fit`` to continue; not part of the state_dict
+        self._continuation: Optional[Dict] = None
 
     def forward(self, batch) -> torch.Tensor:
         return self.elbo.differentiable_loss(self.model, self.guide, batch)
@@ -208,19 +221,139 @@ def _data_settings(data) -> dict:
 _SETTINGS_BEFORE_RECORDED = {"matmul_precision": "highest"}
 
 
+def check_settings(path, state: dict, settings: dict) -> None:
+    """``ValueError`` naming the first setting of ``settings`` that the checkpoint ``state`` (read
+    from ``path``) was not written with."""
+    saved = {**_SETTINGS_BEFORE_RECORDED, **state["settings"]}
+    for key, value in settings.items():
+        if key == "data_sha256":
+            _check_content(path, saved.get(key), value, recorded=key in saved)
+        elif saved.get(key) != value:
+            raise ValueError(f"{path} was written with {key}={saved.get(key)!r}, this run has "
+                             f"{key}={value!r}; resume with the same settings")
+
+
+def _continuation_settings(settings: dict) -> dict:
+    """What a second call of ``fit`` must share with the first to continue its data order: the
+    data, the batch size and the seed."""
+    return {key: settings.get(key) for key in ("batch_size", "seed", "data_size", "masks_sha1", "data_sha256")}
+
+
 def _check_content(path, then: Optional[str], now: Optional[str], recorded: bool) -> None:
     """Refuse a resume on data whose content hash differs from the checkpoint's; a checkpoint
     written before the hash was recorded is accepted with a warning."""
     if not recorded:
         if now is not None:
             warnings.warn(f"{path} does not record its data's content hash (written by an older pyro_mm): resuming "
-                          "without checking that the data set is the same", UserWarning, stacklevel=4)
+                          "without checking that the data set is the same", UserWarning, stacklevel=5)
         return
     if then != now:
         def short(digest):
             return f"{digest[:8]}…" if digest else "none"
         raise ValueError(f"{path}: the data set's content changed since the checkpoint was written (sha256 "
                          f"{short(now)} now, {short(then)} then): resume on the same data or start a new run")
+
+
+# --- stopping: signals and disk space ----------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM — how schedulers (SLURM, Kubernetes, systemd) preempt a job — raised as an exception
+    while pyro_mm handles the signal. A ``KeyboardInterrupt``, so that it takes Ctrl-C's path: the
+    trainer writes its checkpoint and raises it again; ``pyro-mm`` exits with status 143.
+
+    An interruption the trainer saved before raising carries ``checkpoint`` (the path) and
+    ``step`` (the steps it holds)."""
+
+
+def exit_status(interruption: BaseException) -> int:
+    """The exit status of a process that ``interruption`` ends: 143 (128 + SIGTERM) for
+    :class:`Terminated`, 130 (128 + SIGINT) for any other ``KeyboardInterrupt``."""
+    return 128 + int(signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
+
+
+def interruption(signum: int) -> KeyboardInterrupt:
+    """The exception a signal becomes: :class:`Terminated` for SIGTERM, else ``KeyboardInterrupt``."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_on_signal(signum, frame) -> None:
+    """A signal handler raising :func:`interruption` (``pyro-mm`` installs it for SIGTERM)."""
+    raise interruption(signum)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM while a training loop runs (a context manager; main thread only): between
+    :meth:`hold` and :meth:`release` (a step, a checkpoint being written) a signal waits until
+    the section ends and is then raised (:func:`interruption`); elsewhere it is raised at once,
+    and so is a second one that comes while the first waits. Only handlers that pyro_mm or Python
+    set (the default ones, :func:`raise_on_signal`) are replaced, and they are put back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.pending: Optional[int] = None
+        self._depth = 0
+        self._previous: Dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                current = signal.getsignal(signum)
+                if current in (signal.SIG_DFL, signal.default_int_handler, raise_on_signal):
+                    self._previous[signum] = current
+                    signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self._depth and self.pending is None:
+            self.pending = signum
+            return
+        raise interruption(signum)
+
+    def hold(self) -> None:
+        """Start a section in which signals wait (sections nest)."""
+        self._depth += 1
+
+    def release(self) -> None:
+        """End a section; raise the signal that came during it, if any."""
+        self._depth = max(self._depth - 1, 0)
+        if not self._depth and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise interruption(signum)
+
+
+class DiskSpaceWarning(UserWarning):
+    """Less free space where checkpoints go than two of them need."""
+
+
+def checkpoint_size(objective: nn.Module, steps: int = 0) -> int:
+    """An estimate, in bytes, of a training checkpoint of ``objective``: its tensors, Adam's two
+    moments of every parameter, and the loss history."""
+    tensors = sum(t.numel() * t.element_size() for t in objective.state_dict().values() if torch.is_tensor(t))
+    moments = 2 * sum(p.numel() * p.element_size() for p in objective.parameters())
+    return tensors + moments + 24 * steps + 64 * 1024
+
+
+def warn_if_short_of_space(objective: nn.Module, path: Path, stacklevel: int = 3) -> None:
+    """Warn (:class:`DiskSpaceWarning`) when the disk of ``path`` has less free space than two
+    checkpoints: a checkpoint is written beside the previous one before it replaces it."""
+    size = checkpoint_size(objective, len(getattr(objective, "step_losses", ())))
+    try:
+        free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+    except OSError:
+        return
+    if free < 2 * size:
+        warnings.warn(f"{path.parent} has {_megabytes(free)} free, less than two checkpoints need (about "
+                      f"{_megabytes(size)} each; a new one is written beside the last before replacing it): free "
+                      "some space or choose another directory", DiskSpaceWarning, stacklevel=stacklevel)
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.2f} MB" if count < 1e9 else f"{count / 1e9:.2f} GB"
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -290,8 +423,19 @@ class Trainer:
     checkpoints); a non-finite loss makes the fused update skip itself (``found_inf``) and is
     reported at the next reading. On the CPU every loss is read at once, before the update.
 
-    :param int epochs: passes over the data (with ``steps``: at most this many).
-    :param int steps: stop after this many steps in all (counting those of a resumed run).
+    Calling :meth:`fit` again on the same object continues the training: ``steps`` and ``epochs``
+    then count from where the last call stopped, and Adam's state, the data order (the position in
+    the current epoch and the order of the next ones) and every piece of training state the object
+    keeps (MVAE's annealing, the histories) carry on, so that ``fit(steps=4)`` twice equals
+    ``fit(steps=8)`` once, bit for bit. That holds when the data (size, observation masks,
+    content), ``batch_size`` and ``seed`` are those of the last call; otherwise the call starts a
+    fresh Adam and data order on the trained networks. With ``resume`` the counts are those of the
+    checkpointed run instead (``steps`` and ``epochs`` in all: the same command completes it).
+
+    :param int epochs: passes over the data (with ``steps``: at most this many); epoch ends in this
+        call (the first completes an epoch a previous call left unfinished).
+    :param int steps: stop after this many steps of this call (with ``resume``: in all, counting
+        those of the checkpointed run).
     :param int batch_size: samples per step (data sets and ``MultimodalBatch`` es).
     :param float lr: Adam's learning rate (its peak, with a schedule).
     :param str lr_schedule: ``"constant"`` (default) or ``"cosine"``: after ``warmup_steps`` of
@@ -304,10 +448,13 @@ class Trainer:
     :param bool progress: show a progress bar.
     :param callbacks: called with a :class:`StepRecord` after every step.
     :param checkpoint: path of a training checkpoint, written atomically every
-        ``checkpoint_every`` steps (if > 0) and at the end. On Ctrl-C it is written once more if the
-        interrupt came between two steps (else the last one stays as it was), and the
-        ``KeyboardInterrupt`` is raised again. While training, the checkpoint's directory is
-        locked against other pyro_mm processes.
+        ``checkpoint_every`` steps (if > 0) and at the end. On Ctrl-C or SIGTERM the step under way
+        finishes, the checkpoint is written once more and the ``KeyboardInterrupt`` (or
+        :class:`Terminated`) is raised again; an interrupt raised inside a step by other means
+        leaves the last checkpoint as it was. While training, the checkpoint's directory is
+        locked against other pyro_mm processes; a warning (:class:`DiskSpaceWarning`) says when
+        its disk has less free space than two checkpoints. A write that fails (a full disk) raises
+        an ``OSError`` naming the file, the previous checkpoint left whole.
     :param int checkpoint_every: steps between checkpoints (0: only at the end).
     :param str matmul_precision: ``"highest"`` (default: float32 arithmetic), ``"high"`` or
         ``"medium"``: the precision of float32 matrix products and convolutions inside the training
@@ -371,6 +518,8 @@ class Trainer:
             config: Optional[dict] = None) -> List[float]:
         """Train ``objective`` on ``data``; returns the mean loss per sample of every epoch.
 
+        A second call on the same object continues the first (see the class).
+
         :param resume: ``True`` continues from the trainer's checkpoint, a path continues from that
             file (and, without a checkpoint path, keeps writing to it). A file of another class,
             modalities, options or settings (the matmul precision included), or written on data
@@ -392,19 +541,14 @@ class Trainer:
             remove_stale_temporaries(checkpoint)
             settings = self.settings(data, config)
             state = self._read(objective, source, settings) if source is not None else None
+            warn_if_short_of_space(objective, checkpoint)
             return self._run(objective, data, checkpoint, state, settings)
 
     def _read(self, objective: Objective, path: Path, settings: dict) -> dict:
         """Load a checkpoint into ``objective`` and return it, after checking that it was written by
         an object and a run like these (else ``ValueError``, the object untouched)."""
         state = read_payload(path, TRAINING_FORMAT)
-        saved = {**_SETTINGS_BEFORE_RECORDED, **state["settings"]}
-        for key, value in settings.items():
-            if key == "data_sha256":
-                _check_content(path, saved.get(key), value, recorded=key in saved)
-            elif saved.get(key) != value:
-                raise ValueError(f"{path} was written with {key}={saved.get(key)!r}, this run has "
-                                 f"{key}={value!r}; resume with the same settings")
+        check_settings(path, state, settings)
         objective.check_compatible(state["description"], path)
         load_state(objective, state["state_dict"], path)
         return state
@@ -412,23 +556,36 @@ class Trainer:
     def _run(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
              settings: dict) -> List[float]:
         objective.data_sha256 = settings["data_sha256"]
-        with float32_precision(self.matmul_precision):
-            return self._loop(objective, data, checkpoint, state, settings)
+        with float32_precision(self.matmul_precision), StopSignals() as stops:
+            return self._loop(objective, data, checkpoint, state, settings, stops)
 
     def _loop(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
-              settings: dict) -> List[float]:
+              settings: dict, stops: StopSignals) -> List[float]:
         objective.initialise(data)
         optim = adam(objective.parameters(), self.lr)
         generator = torch.Generator().manual_seed(self.seed)
         position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}  # where the next step starts
-        if state is not None:
+        done_before = len(objective.step_losses)
+        previous = getattr(objective, "_continuation", None)
+        objective._continuation = None
+        if state is not None:  # a resumed run: the counts are the checkpointed run's
             optim.load_state_dict(state["optimizer"])
             generator.set_state(state["epoch_generator"])
             restore_rng(state["rng"])
             position = state["position"]
+        elif previous is not None and previous["settings"] == _continuation_settings(settings) \
+                and previous["steps"] == done_before:  # a second call: continue the first
+            optim.load_state_dict(previous["optimizer"])
+            for group in optim.param_groups:
+                group["lr"] = self.lr
+            generator.set_state(previous["epoch_generator"])
+            position = dict(previous["position"])
+        base_steps = 0 if state is not None else done_before  # steps and epochs count from here
+        base_epochs = 0 if state is not None else position["epoch"] - 1
+        step_limit = None if self.steps is None else base_steps + self.steps
+        epoch_limit = None if self.epochs is None else base_epochs + self.epochs
         epoch_start = generator.get_state()  # the data order of position's epoch is drawn from it
         per_epoch = batches_per_epoch(data, self.batch_size)
-        done_before = len(objective.step_losses)
 
         deferred = optim.defaults.get("fused") and _device(objective).type == "cuda"
 
@@ -437,16 +594,22 @@ class Trainer:
                 _read_back(objective, position)
             atomic_save(_checkpoint(objective, optim.state_dict(), epoch_start, position, settings), checkpoint)
 
-        def finished() -> bool:
-            return ((self.epochs is not None and position["epoch"] > self.epochs)
-                    or (self.steps is not None and len(objective.step_losses) >= self.steps))
+        def keep_place():  # where the next call of fit continues
+            objective._continuation = {"optimizer": optim.state_dict(), "epoch_generator": epoch_start,
+                                       "position": dict(position), "steps": len(objective.step_losses),
+                                       "settings": _continuation_settings(settings)}
 
-        total = self._total_steps(per_epoch, done_before, position)
+        def finished() -> bool:
+            return ((epoch_limit is not None and position["epoch"] > epoch_limit)
+                    or (step_limit is not None and len(objective.step_losses) >= step_limit))
+
+        total = self._total_steps(per_epoch, done_before, position, step_limit, epoch_limit)
         bar = tqdm(total=total, initial=min(done_before, total) if total else done_before, unit="step",
                    disable=not self.progress, dynamic_ncols=True, leave=False)
         start, out_of_time, between_steps, last_saved = time.time(), False, True, None
         watch = _DivergenceWatch()
         objective.train()
+
         def end_epoch():
             nonlocal position, epoch_start
             if deferred:
@@ -459,13 +622,14 @@ class Trainer:
             while not finished() and not out_of_time:
                 for batch_index, batch in enumerate(batches(data, self.batch_size, generator, position["skip"]),
                                                     position["skip"]):
+                    stops.hold()  # a signal now waits for the end of the step (and of its checkpoint)
                     between_steps = False
                     batch = objective.to_model(batch)
                     if len(batch) == 0:
                         raise ValueError(f"batch {batch_index + 1} of epoch {position['epoch']} holds no sample")
                     if self.lr_schedule != "constant":
                         for group in optim.param_groups:
-                            group["lr"] = self.rate(len(objective.step_losses))
+                            group["lr"] = self.rate(len(objective.step_losses) - base_steps)
                     optim.zero_grad()
                     loss = objective(batch)
                     loss.backward()
@@ -505,6 +669,7 @@ class Trainer:
                     bar.update(1)
                     if step % (self.READ_EVERY if deferred else 10) == 0 or stop:  # on a GPU: just read back
                         bar.set_postfix(self._postfix(position, per_epoch, last_saved), refresh=False)
+                    stops.release()  # raises the signal that came during the step
                     if stop or position["skip"] == 0:  # done, or the epoch ended (the next one reshuffles)
                         break
                 else:  # an iterable of batches ran out: its epoch ended
@@ -513,9 +678,13 @@ class Trainer:
                     between_steps = False
                     end_epoch()
                     between_steps = True
-        except KeyboardInterrupt:
-            if checkpoint is not None and between_steps:
-                save()
+        except KeyboardInterrupt as error:
+            if between_steps:
+                keep_place()
+                if checkpoint is not None:
+                    stops.hold()  # a second signal does not cut the checkpoint short
+                    save()
+                    error.checkpoint, error.step = checkpoint, len(objective.step_losses)
             raise
         finally:
             bar.close()
@@ -523,28 +692,17 @@ class Trainer:
             _read_back(objective, position)
         if checkpoint is not None:
             save()
+        keep_place()
         return list(objective.history)
 
-    def save_continuation(self, objective: Objective, optimizer_state: dict, data, epochs_done: int,
-                          config: Optional[dict] = None) -> None:
-        """Write this trainer's checkpoint for ``objective`` trained elsewhere (e.g. data-parallel
-        with Lightning) for ``epochs_done`` epochs with an Adam in ``optimizer_state``, so that a
-        run of one process resumes it at the start of the next epoch (with the data order a run of
-        one process would draw there; not bit for bit the run that wrote it)."""
-        data = objective.training_data(data)
-        generator = torch.Generator().manual_seed(self.seed)
-        for _ in range(epochs_done):
-            batches(data, self.batch_size, generator)  # draws each epoch's order, as a run of one process does
-        position = {"epoch": epochs_done + 1, "skip": 0, "total": 0.0, "count": 0}
-        atomic_save(_checkpoint(objective, optimizer_state, generator.get_state(), position,
-                                self.settings(data, config)), self.checkpoint)
-
-    def _total_steps(self, per_epoch: Optional[int], done_before: int, position: dict) -> Optional[int]:
+    @staticmethod
+    def _total_steps(per_epoch: Optional[int], done_before: int, position: dict, step_limit: Optional[int],
+                     epoch_limit: Optional[int]) -> Optional[int]:
         """Steps the run will have taken when it ends (``None``: unknown)."""
         by_epochs = None
-        if self.epochs is not None and per_epoch is not None:
-            by_epochs = done_before - (position["epoch"] - 1) * per_epoch - position["skip"] + self.epochs * per_epoch
-        candidates = [t for t in (by_epochs, self.steps) if t is not None]
+        if epoch_limit is not None and per_epoch is not None:
+            by_epochs = done_before - (position["epoch"] - 1) * per_epoch - position["skip"] + epoch_limit * per_epoch
+        candidates = [t for t in (by_epochs, step_limit) if t is not None]
         return min(candidates) if candidates else None
 
     @staticmethod

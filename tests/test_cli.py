@@ -1,5 +1,6 @@
 """The pyro-mm command: help texts, tiny end-to-end runs of every sub-command, bad input (one line
-on stderr: exit status 2 for usage errors, 1 for the rest)."""
+on stderr — with one indented line per reason when there are several: exit status 2 for usage
+errors, 1 for the rest; 130 and 143 for Ctrl-C and SIGTERM)."""
 
 import json
 from pathlib import Path
@@ -26,8 +27,10 @@ def fails(argv, message, capsys, code=1):
         assert main(argv) == code
     err = capsys.readouterr().err
     assert re.search(message, err), err
-    if code == 1:
-        assert err.startswith("pyro-mm: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    if code == 1:  # the summary, then only indented reason lines
+        lines = err.rstrip("\n").split("\n")
+        assert lines[0].startswith("pyro-mm: error: ") and re.search(message, lines[0]), err
+        assert all(line.startswith("  ") for line in lines[1:]) and "Traceback" not in err, err
     return err
 
 
@@ -163,13 +166,21 @@ def test_train_at_a_reduced_matmul_precision_records_it(tmp_path, capsys):
 
 def test_ctrl_c_during_train_points_at_resume(tmp_path, monkeypatch, capsys):
     def interrupted(self, *args, **kwargs):
+        if kwargs["checkpoint"].parent.name == "saved":
+            kwargs["checkpoint"].write_bytes(b"a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api.MultimodalVAE, "fit", interrupted)
     argv = ["train", "--method", "mvae", "--size", "10", "--out", str(tmp_path / "run")] + TINY
-    fails(argv, "interrupted before the first checkpoint", capsys)
-    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"a checkpoint")
-    fails(argv, "interrupted; .*checkpoint.pt holds the last checkpoint.*--resume", capsys)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "pyro-mm: interrupted by Ctrl-C before the first checkpoint; nothing to resume\n"
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"an earlier run's")
+    assert main(argv) == 130
+    assert "before the first checkpoint of this run; " in capsys.readouterr().err
+    argv[argv.index("--out") + 1] = str(tmp_path / "saved")
+    assert main(argv) == 130
+    assert capsys.readouterr().err == (f"pyro-mm: interrupted by Ctrl-C; {tmp_path / 'saved' / 'checkpoint.pt'} holds "
+                                       "the last checkpoint: continue with the same command and --resume\n")
 
 
 def test_sample_from_the_prior_and_given_a_modality(tmp_path, capsys):

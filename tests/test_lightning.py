@@ -72,7 +72,8 @@ def test_a_data_parallel_run_saves_a_model_that_loads_evaluates_and_resumes_in_o
     assert len(vae.step_losses) == 4 and vae.model.initialised
     rows = list(csv.DictReader(open(next((out / "logs").rglob("metrics.csv")))))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert {"loss", "terms/paired", "terms/unpaired", "terms/kl", "terms/log_qhat"} <= set(rows[0])
+    assert {"loss/train", "progress/epoch", "terms/paired", "terms/unpaired", "terms/kl", "terms/log_qhat"} \
+        <= set(rows[0])
     assert len(list((out / "logs").rglob("cross_generation_step_*.png"))) == 2
     from pyro_mm.cli import main
 
@@ -98,9 +99,9 @@ def test_the_built_in_trainer_takes_lightning_loggers(tmp_path):
     callback.close()
     rows = list(csv.DictReader(open(Path(logger.log_dir) / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
-    assert {"loss", "epoch", "terms/log_likelihood/m0", "terms/log_likelihood/m1", "terms/log_p_minus_log_q"} \
-        <= set(rows[0])
-    assert float(rows[-1]["loss"]) == pytest.approx(vae.step_losses[5])
+    assert {"loss/train", "progress/epoch", "terms/log_likelihood/m0", "terms/log_likelihood/m1",
+            "terms/log_p_minus_log_q"} <= set(rows[0])
+    assert float(rows[-1]["loss/train"]) == pytest.approx(vae.step_losses[5])
     assert sorted(p.name for p in (Path(logger.log_dir) / "images").iterdir()) == \
         ["cross_generation_step_0000003.png", "cross_generation_step_0000006.png"]
 

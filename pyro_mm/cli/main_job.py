@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..training import exit_status
 from . import common
 
 __all__ = ["add_parser", "run"]
@@ -48,8 +49,12 @@ def run(args) -> int:
 
     common.device(args.device)
     common.writable_dir(args.out)
-    run_main_job(MainJobConfig(out=args.out, steps=args.steps, fraction=args.fraction,
-                               num_particles=args.particles, size=args.size, eval_samples=args.eval_samples,
-                               classifier_size=args.classifier_size, device=args.device, seed=args.seed,
-                               matmul_precision=args.matmul_precision, progress=not args.no_progress))
+    try:
+        run_main_job(MainJobConfig(out=args.out, steps=args.steps, fraction=args.fraction,
+                                   num_particles=args.particles, size=args.size, eval_samples=args.eval_samples,
+                                   classifier_size=args.classifier_size, device=args.device, seed=args.seed,
+                                   matmul_precision=args.matmul_precision, progress=not args.no_progress))
+    except KeyboardInterrupt as interruption:
+        raise common.Stopped(f"{common.interrupted(interruption)}; the main job starts afresh when run again",
+                             exit_status(interruption)) from None
     return 0

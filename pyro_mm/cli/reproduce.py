@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..experiments import EXPERIMENTS
 from ..precision import PRECISIONS
+from ..training import exit_status
 from . import common
 
 __all__ = ["add_parser", "add_demo_parser", "run", "run_demo"]
@@ -81,9 +82,14 @@ def run(args) -> int:
     common.writable_dir(out)
     if args.results is not None and not args.table_only:
         common.writable_dir(args.results, "--results")
-    run_experiment(args.experiment, quick=args.quick, seeds=args.seeds, out=out, progress=not args.no_progress,
-                   results=args.results, jobs=args.jobs, threads=args.threads, precision=args.matmul_precision,
-                   wait=not args.no_wait, table_only=args.table_only)
+    try:
+        run_experiment(args.experiment, quick=args.quick, seeds=args.seeds, out=out, progress=not args.no_progress,
+                       results=args.results, jobs=args.jobs, threads=args.threads, precision=args.matmul_precision,
+                       wait=not args.no_wait, table_only=args.table_only)
+    except KeyboardInterrupt as interruption:
+        raise common.Stopped(f"{common.interrupted(interruption)}; the finished cells and the checkpoint of an "
+                             f"interrupted one are kept in {out}: the same command continues",
+                             exit_status(interruption)) from None
     return 0
 
 

@@ -8,9 +8,11 @@ from typing import Dict
 
 from ..data.catalog import DATASETS, SCHEMES
 from ..methods import METHODS
+from ..training import exit_status
 from . import common
 
-__all__ = ["add_parser", "run", "method_options", "network_options", "RUN_DEFINING"]
+__all__ = ["add_parser", "run", "method_options", "network_options", "hyperparameters", "run_name",
+           "RUN_DEFINING"]
 
 #: the options of `pyro-mm train` that a resumed run must repeat (the trainer checks batch size, lr
 #: and seed, the checkpoint the method's options and networks)
@@ -23,10 +25,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Train METHOD on DATASET (built offline from MNIST, photographs and fonts; cached on first use) "
         "under an observation scheme, for --steps steps or --epochs passes, with a progress bar (steps, time left, "
         "running loss). Writes model.pt, history.json (the loss of every epoch and every step) and checkpoint.pt "
-        "(every --checkpoint-every steps and at the end) to --out. An interrupted run (Ctrl-C, --time-budget, a "
-        "crash) continues with the same command plus --resume and then gives exactly the losses of a run that was "
-        "never interrupted. The method's own options (objective, estimator, β ...) are listed below; every method "
-        "gets the same networks, which the network options set.",
+        "(every --checkpoint-every steps and at the end) to --out. An interrupted run (Ctrl-C, SIGTERM, "
+        "--time-budget, a crash) continues with the same command plus --resume and then gives exactly the losses of "
+        "a run that was never interrupted. Ctrl-C and SIGTERM (a scheduler's preemption) let the step under way "
+        "finish, write the checkpoint, print how to continue and exit with status 130 and 143. The method's own "
+        "options (objective, estimator, β ...) are listed below; every method gets the same networks, which the "
+        "network options set.",
         epilog="examples:\n"
         "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --steps 3000 --out runs/meme\n"
         "  pyro-mm train --method meme --dataset mnist-syndigits --fraction 0.5 --steps 6000 --out runs/meme --resume\n"
@@ -69,9 +73,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=common.positive_int, default=200, metavar="N",
                        help="write DIR/checkpoint.pt every N steps, and at the end (default 200)")
     train.add_argument("--resume", action="store_true",
-                       help="continue from DIR/checkpoint.pt; every option that shapes the run (method, its options, "
-                       "networks, data set and its content, scheme, fraction, size, latent size, batch size, lr, seed, "
-                       "matmul precision) must be as before, --steps, --epochs and --time-budget may change")
+                       help="continue from DIR/checkpoint.pt, with either trainer (a Lightning run's checkpoint "
+                       "continues in one process and the other way round); every option that shapes the run "
+                       "(method, its options, networks, data set and its content, scheme, fraction, size, latent "
+                       "size, batch size, lr, seed, matmul precision) must be as before, --steps, --epochs, "
+                       "--time-budget and the number of processes may change")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_network_options(train)
     _add_scale_options(train)
@@ -83,7 +89,9 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "scaling out and logging (the lightning extra: pip install -e '.[lightning]')",
         "with --devices, --strategy, --accelerator or --num-nodes the run trains with PyTorch Lightning (the same "
-        "step function and optimiser); --batch-size is then per process. --logger works with either trainer.")
+        "step function, optimiser, data order, checkpoints and --resume); --batch-size is then per process. When a "
+        "process dies the others stop within seconds, naming its rank; the last checkpoint is kept. --logger works "
+        "with either trainer.")
     group.add_argument("--devices", default=None, metavar="N", help="processes / devices (e.g. 2, or auto)")
     group.add_argument("--strategy", default=None, metavar="NAME", help="e.g. ddp (data-parallel), ddp_spawn, auto")
     group.add_argument("--accelerator", default=None, metavar="NAME", help="cpu, gpu, auto")
@@ -92,7 +100,8 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
                        help="32-true (default) or 64-true; mixed precision (bf16-mixed, 16-mixed) is refused: the "
                        "bounds' log-sum-exps need float32")
     group.add_argument("--logger", choices=("csv", "tensorboard"), default=None,
-                       help="send the loss, the bound's terms and image grids to a logger in DIR/logs")
+                       help="send the hyper-parameters, the loss (loss/train), the bound's terms (terms/...) and image "
+                       "grids to a logger in DIR/logs/METHOD-DATASET-seedSEED (-2, -3 ... for later runs in DIR)")
     group.add_argument("--log-every", type=common.positive_int, default=10, metavar="N",
                        help="steps between logged losses (default 10)")
     group.add_argument("--log-images-every", type=common.non_negative_int, default=0, metavar="N",
@@ -103,6 +112,40 @@ def _lightning_requested(args) -> bool:
     return any(getattr(args, k) is not None for k in ("devices", "strategy", "accelerator", "num_nodes"))
 
 
+def _check_lightning_options(args) -> None:
+    """--devices and --accelerator this machine cannot honour: one line each, before any work."""
+    import torch
+
+    if args.devices is not None and args.devices.strip().lstrip("-").isdigit() and int(args.devices) == 0:
+        raise common.CommandError("--devices 0: a run needs at least one device; give a number >= 1, or auto")
+    accelerator = (args.accelerator or "").lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise common.CommandError(f"--accelerator {args.accelerator}: this machine has no CUDA GPU (torch sees none); "
+                                  "use --accelerator cpu")
+    if accelerator == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise common.CommandError("--accelerator mps: this machine has no Apple GPU (MPS); use --accelerator cpu")
+
+
+def run_name(args) -> str:
+    """The name of the run's logs, ``METHOD-DATASET-seedSEED``, with ``-2``, ``-3`` ... when
+    --out already holds logs of that name (a resumed or repeated run)."""
+    base = f"{args.method}-{args.dataset}-seed{args.seed}".replace("/", "_")
+    name, count = base, 1
+    while (args.out / "logs" / name).exists():
+        count += 1
+        name = f"{base}-{count}"
+    return name
+
+
+def hyperparameters(args) -> dict:
+    """The run's settings as the loggers record them (hparams.yaml, TensorBoard's HPARAMS)."""
+    saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+             if not k.startswith("option__") and k not in ("func", "method_options", "debug", "command")}
+    saved.update({f"option/{k}": v for k, v in args.method_options.items()})
+    saved.update({f"network/{k}": v for k, v in network_options(args).items()})
+    return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in saved.items()}
+
+
 def _loggers(args):
     if args.logger is None:
         return []
@@ -110,12 +153,15 @@ def _loggers(args):
         from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     except ImportError:
         raise common.CommandError("--logger needs the lightning extra: pip install -e '.[lightning]'") from None
+    name = run_name(args)
     if args.logger == "tensorboard":
         try:
-            return [TensorBoardLogger(save_dir=str(args.out), name="logs")]
+            logger = TensorBoardLogger(save_dir=str(args.out), name="logs", version=name, default_hp_metric=False)
         except ModuleNotFoundError:
             raise common.CommandError("--logger tensorboard needs tensorboard: pip install tensorboard") from None
-    return [CSVLogger(save_dir=str(args.out), name="logs")]
+    else:
+        logger = CSVLogger(save_dir=str(args.out), name="logs", version=name)
+    return [logger]
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -211,10 +257,15 @@ def run(args) -> int:
     from ..data.catalog import num_modalities_of, observation_scheme
 
     device = common.device(args.device)
+    lightning = _lightning_requested(args)
+    if lightning:
+        _check_lightning_options(args)
     checkpoint = args.out / "checkpoint.pt"
     if args.resume and not checkpoint.is_file():
         raise common.CommandError(f"--resume: no checkpoint at {checkpoint}; train without --resume first")
     common.writable_dir(args.out)
+    speaks = _speaks(lightning)
+    say = print if speaks else (lambda *a, **k: None)  # a data-parallel worker says nothing
     count = num_modalities_of(args.dataset, args.num_modalities)
     args.scheme = args.scheme or ("alternate" if count == 2 else "random")
     observation = observation_scheme(args.scheme, args.fraction, count)
@@ -223,38 +274,52 @@ def run(args) -> int:
     vae = METHODS[args.method].for_dataset(data, args.z_dim, networks=network_options(args), **args.method_options)
     vae = vae.to(device)
     if checkpoint.is_file() and not args.resume:
-        print(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
+        say(f"starting afresh: {checkpoint} will be replaced (add --resume to continue it instead)")
     epochs = args.epochs if args.epochs is not None or args.steps is not None else 1
     length = " and ".join(part for part in (f"{args.steps} steps" if args.steps else "",
                                             f"{epochs} epoch(s)" if epochs else "") if part)
-    print(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction}) "
-          f"for {length}" + (f", resuming from {checkpoint}" if args.resume else "")
-          + f"; checkpoint every {args.checkpoint_every} steps")
+    say(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction}) "
+        f"for {length}" + (f", resuming from {checkpoint}" if args.resume else "")
+        + f"; checkpoint every {args.checkpoint_every} steps")
     config = {**{key: getattr(args, key) for key in RUN_DEFINING}, "networks": network_options(args)}
     loggers = _loggers(args)
     images = None
     if args.log_images_every:
         test = common.dataset(args.dataset, "test", 8, num_modalities=args.num_modalities)
         images = test.batch(torch.arange(min(8, len(test))), complete=True)
-    if _lightning_requested(args):
-        return _train_with_lightning(args, vae, data, epochs, loggers, images, config, checkpoint)
+    before = checkpoint.stat().st_mtime_ns if checkpoint.is_file() else None
+    try:
+        if lightning:
+            return _train_with_lightning(args, vae, data, epochs, loggers, images, config, checkpoint)
+        return _train(args, vae, data, epochs, loggers, images, config, checkpoint)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trainer saved what it could
+        raise common.Stopped(_resume_line(stop, checkpoint, before) if speaks else None, exit_status(stop)) from None
+
+
+def _resume_line(stop: KeyboardInterrupt, checkpoint: Path, before) -> str:
+    what = common.interrupted(stop)
+    if getattr(stop, "checkpoint", None) is not None:
+        return f"{what}: continue with the same command and --resume"
+    if checkpoint.is_file() and checkpoint.stat().st_mtime_ns != before:
+        return f"{what}; {checkpoint} holds the last checkpoint: continue with the same command and --resume"
+    if checkpoint.is_file():
+        return f"{what} before the first checkpoint of this run; {checkpoint} still holds the one it started from"
+    return f"{what} before the first checkpoint; nothing to resume"
+
+
+def _train(args, vae, data, epochs, loggers, images, config, checkpoint) -> int:
     callbacks = []
     if loggers:
         from ..monitor import LoggerCallback
 
         callbacks.append(LoggerCallback(loggers, every=args.log_every, images_every=args.log_images_every,
-                                        batch=images))
+                                        batch=images, hparams=hyperparameters(args)))
     try:
         history = vae.fit(data, epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           time_budget=args.time_budget, seed=args.seed, progress=not args.no_progress,
                           checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                           config=config, callback=callbacks[0] if callbacks else None,
                           matmul_precision=args.matmul_precision)
-    except KeyboardInterrupt:
-        if not checkpoint.is_file():
-            raise common.CommandError("interrupted before the first checkpoint; nothing to resume") from None
-        raise common.CommandError(f"interrupted; {checkpoint} holds the last checkpoint, continue with the same "
-                                  "command and --resume") from None
     finally:
         for callback in callbacks:
             callback.close()
@@ -280,26 +345,37 @@ def _train_with_lightning(args, vae, data, epochs, loggers, images, config, chec
     except ImportError:
         raise common.CommandError("--devices, --strategy, --accelerator and --num-nodes need the lightning extra: "
                                   "pip install -e '.[lightning]'") from None
-    from ..training import Trainer
 
-    if args.resume or args.time_budget is not None:
-        raise common.CommandError("--resume and --time-budget are the built-in trainer's; a Lightning run writes a "
-                                  "checkpoint that `pyro-mm train ... --resume` continues in one process")
+    if args.time_budget is not None:
+        raise common.CommandError("--time-budget is the built-in trainer's (leave out --devices, --strategy, "
+                                  "--accelerator and --num-nodes to use it); a Lightning run stops at --steps or "
+                                  "--epochs, or on SIGTERM with a checkpoint that --resume continues")
     if args.matmul_precision != "highest":
         raise common.CommandError("--matmul-precision is the built-in trainer's; a Lightning run computes in float32 "
                                   "(leave out --devices, --strategy, --accelerator and --num-nodes to use it)")
-    devices = int(args.devices) if args.devices and args.devices.isdigit() else (args.devices or "auto")
+    devices = int(args.devices) if args.devices and args.devices.lstrip("-").isdigit() else (args.devices or "auto")
     trainer = fit_lightning(vae, data, batch_size=args.batch_size, lr=args.lr, seed=args.seed, epochs=epochs,
                             steps=args.steps, accelerator=args.accelerator or "auto", devices=devices,
                             strategy=args.strategy or "auto", num_nodes=args.num_nodes or 1, precision=args.precision,
                             loggers=loggers, log_every=args.log_every, images=images,
-                            images_every=args.log_images_every,
-                            progress=not args.no_progress, default_root_dir=str(args.out))
+                            images_every=args.log_images_every, progress=not args.no_progress,
+                            default_root_dir=str(args.out), checkpoint=checkpoint,
+                            checkpoint_every=args.checkpoint_every, resume=args.resume, config=config,
+                            hparams=hyperparameters(args) if loggers else None)
     if not trainer.is_global_zero:
         return 0
-    continuation = Trainer(epochs=epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                           checkpoint=checkpoint)
-    continuation.save_continuation(vae, trainer.optimizers[0].state_dict(), data, trainer.current_epoch, config)
     print(f"trained with Lightning on {trainer.world_size} process(es) ({trainer.strategy.__class__.__name__})")
     _save_run(args, vae, vae.history, checkpoint)
     return 0
+
+
+def _speaks(lightning: bool) -> bool:
+    """Whether this process prints: rank 0 of a data-parallel run (the workers Lightning starts run
+    this command too, and leave the talking to rank 0), or any process of the built-in trainer."""
+    if not lightning:
+        return True
+    try:
+        from ..lightning import launched_as_rank_zero
+    except ImportError:
+        return True
+    return launched_as_rank_zero()

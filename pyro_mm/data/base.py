@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import warnings
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -114,11 +115,7 @@ class MultimodalDataset(Dataset):
                     f"choose one of {list(LIKELIHOODS)}"
                 )
             _check_store(name, self._stores[name], likelihoods[name])
-            index = rows.get(name)
-            index = torch.arange(n) if index is None else torch.as_tensor(index, dtype=torch.long)
-            if index.shape != (n,) or (n and int(index.max()) >= len(self._stores[name])):
-                raise ValueError(f"modality {name!r}: row index does not fit its store")
-            self._rows[name] = index
+            self._rows[name] = _row_index(name, rows.get(name), len(self._stores[name]), n)
         self.likelihoods: Dict[str, str] = {n_: likelihoods[n_] for n_ in self.names}
         self.event_shapes: Dict[str, Tuple[int, ...]] = {
             n_: tuple(self._stores[n_].shape[1:]) for n_ in self.names
@@ -139,6 +136,7 @@ class MultimodalDataset(Dataset):
             )
         if not masks.any(1).all():
             raise ValueError("observation mask has rows with no observed modality")
+        _warn_unobserved(self.names, masks)
         return masks.clone()
 
     def with_observation(self, observation) -> "MultimodalDataset":
@@ -164,6 +162,7 @@ class MultimodalDataset(Dataset):
         other.event_shapes = {n: self.event_shapes[n] for n in names}
         other.labels = self.labels[keep]
         other.masks = self.masks[keep][:, cols].clone()
+        _warn_unobserved(other.names, other.masks)
         return other
 
     @property
@@ -223,6 +222,42 @@ class MultimodalDataset(Dataset):
         observed = self.masks.float().mean(0).tolist()
         frac = ", ".join(f"{n}: {f:.2f}" for n, f in zip(self.names, observed))
         return f"{type(self).__name__}(n={len(self)}; {shapes}; observed fraction {frac})"
+
+
+def _row_index(name: str, index, store_size: int, n: int) -> torch.Tensor:
+    """Modality ``name``'s row index into its store of ``store_size`` samples, one per label
+    (``None``: the store holds exactly one sample per label, in order); ``ValueError`` naming
+    what does not fit."""
+    if index is None:
+        if store_size != n:
+            raise ValueError(f"modality {name!r}: its store holds {store_size} samples and there are {n} labels; give "
+                             f"one label per sample, or rows={{{name!r}: index}} to pick the samples of a shared store")
+        return torch.arange(n)
+    index = torch.as_tensor(index)
+    if index.is_floating_point() or index.dtype == torch.bool:
+        raise TypeError(f"modality {name!r}: row indices must be integers, got {index.dtype}")
+    index = index.to(torch.long)
+    if index.shape != (n,):
+        raise ValueError(f"modality {name!r}: its row index has shape {list(index.shape)}, expected [{n}] (one row per "
+                         "label)")
+    if n and int(index.min()) < 0:
+        raise ValueError(f"modality {name!r}: negative row index {int(index.min())}; rows count from 0 (they do not "
+                         "wrap around from the end)")
+    if n and int(index.max()) >= store_size:
+        raise ValueError(f"modality {name!r}: row index {int(index.max())} is beyond its store of {store_size} samples")
+    return index
+
+
+def _warn_unobserved(names, masks: torch.Tensor) -> None:
+    """Warn about the modalities that no sample observes: their networks would get no training
+    signal (an observation scheme that hides them everywhere, e.g. fraction 0 of scheme 's')."""
+    if not len(masks):
+        return
+    unobserved = [n for n, seen in zip(names, masks.any(0).tolist()) if not seen]
+    if unobserved:
+        warnings.warn(f"no sample observes modality {unobserved[0]!r}" + (f" (nor {unobserved[1:]})" if unobserved[1:]
+                      else "") + f" in this data set of {len(masks)} samples: its networks get no training signal; "
+                      "check the observation scheme", UserWarning, stacklevel=4)
 
 
 def _check_store(name: str, store: torch.Tensor, likelihood: str) -> None:
