@@ -8,7 +8,9 @@ choice, this script measures on one batch of 128, with pyro_mm's default network
 from one seed:
 
 * **seconds per step** (forward, backward, Adam; :func:`pyro_mm.training.seconds_per_step`),
-  repeats interleaved between the two choices so that a slow spell of a shared machine hits both;
+  repeats interleaved between the two choices so that a slow spell of a shared machine hits both,
+  after a round that only warms up (the first configuration a process times runs several times
+  slower: allocations and kernel choices);
 * **the loss**: its mean over R draws (the two must agree within their standard errors: the same
   bound) and its standard deviation per sample;
 * **the gradient's noise**: the trace of the covariance of the gradient over R draws, relative to
@@ -60,9 +62,11 @@ def measure(m: int, draws: int, repeats: int, size: int, timed: int):
     batch = train.batch(torch.arange(128), complete=True)
     models = {name: _model(train, k) for name, k in CHOICES.items()}
     times = {name: [] for name in CHOICES}
-    for _ in range(repeats):
+    for repeat in range(repeats + 1):  # the first round only warms up (allocations, kernel choices)
         for name, vae in models.items():
-            times[name].append(seconds_per_step(copy.deepcopy(vae), train, 128, 1e-3, 1, timed))
+            seconds = seconds_per_step(copy.deepcopy(vae), train, 128, 1e-3, 2, timed)
+            if repeat:
+                times[name].append(seconds)
     rows = []
     for name, vae in models.items():
         mean, sd, noise = _noise(vae, batch, draws)
