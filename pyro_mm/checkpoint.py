@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 __all__ = ["MODEL_FORMAT", "TRAINING_FORMAT", "VERSIONS", "SaveError", "atomic_save", "read_payload", "verified_content",
-           "capture_rng", "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError"]
+           "capture_rng", "restore_rng", "remove_stale_temporaries", "DirectoryLock", "LockedError", "process_alive"]
 
 MODEL_FORMAT = "pyro_mm-model"
 TRAINING_FORMAT = "pyro_mm-training"
@@ -231,6 +231,21 @@ def restore_rng(state: Dict) -> None:
     np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except OSError:
+        return True  # no /proc (not Linux): kill(pid, 0) said it exists
 
 
 class LockedError(RuntimeError):

@@ -74,6 +74,7 @@ from .checkpoint import (
     DirectoryLock,
     atomic_save,
     capture_rng,
+    process_alive,
     read_payload,
     remove_stale_temporaries,
     restore_rng,
@@ -397,21 +398,6 @@ class PyroMMCheckpoint(L.Callback):
             self.peers.start(trainer.global_rank, trainer.world_size)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-    except OSError:
-        return True
-
-
 def _how(code: Optional[int]) -> str:
     if code is None:
         return "died"
@@ -456,7 +442,7 @@ class _Peers:
                 code = child.poll()
                 if code is not None and code != 0 and not self.stopping:
                     return rank, pid, _how(code)
-            elif not self.stopping and not _alive(pid):
+            elif not self.stopping and not process_alive(pid):
                 return rank, pid, _how(None)
         return None
 
@@ -654,13 +640,22 @@ class _LastCheckpoint:
     def __call__(self) -> str:
         if self.path is None:
             return "no checkpoint is written in this run"
-        if self.saver.saved_step is None and self.resumed:
+        step = self.saver.saved_step if self.saver.saved_step is not None else self._step_on_disk()
+        if step is None and self.resumed:
             return (f"{self.path} still holds the checkpoint this run resumed from: continue with the same command "
                     "and --resume")
-        if self.saver.saved_step is None:
+        if step is None:
             return "no checkpoint was written before it"
-        return (f"{self.path} holds the last checkpoint (step {self.saver.saved_step}): continue with the same command "
-                "and --resume")
+        return f"{self.path} holds the last checkpoint (step {step}): continue with the same command and --resume"
+
+    def _step_on_disk(self) -> Optional[int]:
+        """The steps the checkpoint file holds (``None``: none, or unreadable), for a process that
+        did not write it itself — rank 0 writes, and may have died having written one."""
+        try:
+            payload = read_payload(self.path, TRAINING_FORMAT)
+            return len(payload["state_dict"]["_extra_state"]["step_losses"])
+        except (OSError, ValueError, KeyError):
+            return None
 
 
 def _saved(stop: KeyboardInterrupt, path: Optional[Path], saver: PyroMMCheckpoint) -> KeyboardInterrupt:

@@ -94,6 +94,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
         print("\n".join(common.error_lines(message or type(error).__name__)), file=sys.stderr)
+        if type(error).__name__ == "WorkerDied":  # pyro_mm.lightning's (named: Lightning is an optional extra)
+            # a gloo process group whose peer died aborts the interpreter's teardown ("terminate called
+            # without an active exception", now and then): end here, the message out, the status kept
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     except KeyboardInterrupt as interruption:
         if getattr(args, "debug", False):

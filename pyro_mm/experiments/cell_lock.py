@@ -37,21 +37,12 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
+from ..checkpoint import process_alive
+
 __all__ = ["CellLock"]
 
 #: the lock file's fixed size: a heartbeat overwrites all of it in one write, no truncation
 _SIZE = 512
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 class CellLock:
@@ -101,7 +92,7 @@ class CellLock:
         try:
             if time.time() - float(holder["heartbeat"]) > self.ttl:
                 return True
-            return holder["host"] == socket.gethostname() and not _alive(int(holder["pid"]))
+            return holder["host"] == socket.gethostname() and not process_alive(int(holder["pid"]))
         except (KeyError, TypeError, ValueError):
             return True
 
