@@ -62,7 +62,7 @@ def _priority(cell: Cell) -> int:
         return 2
     if labels["row"] in MINIMUM["rows"]:
         return 0
-    return 1 if labels["row"].split(" (lr")[0] in RETRIES else 2
+    return 1 if cell.lr != _SCHEDULE.lr else 2  # a retry: the only rows at another learning rate
 
 
 class MemeTable(Experiment):
