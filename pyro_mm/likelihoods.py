@@ -12,8 +12,14 @@ Bernoulli      logits ``[..., *event]``        Bernoulli(logits); data in [0, 1]
                                                are allowed, as in the MMVAE/MoPoE references)
 Normal         loc ``[..., *event]``           Normal(loc, σ), σ fixed or learned
 Laplace        loc ``[..., *event]``           Laplace(loc, b), b fixed or learned
-Categorical    logits ``[..., L, V]``          Categorical over V tokens at each of L positions
+Categorical    logits ``[..., *event, K]``     Categorical over K categories at each entry:
+                                               a class label (event ``()``, data ``[N]``) or
+                                               a sequence of L tokens (event ``(L,)``)
 =============  ==============================  =============================================
+
+Bernoulli, Normal and Laplace may be named by a string (``"bernoulli"``, ``"normal"``,
+``"laplace"``); a categorical likelihood needs its number of categories,
+``Categorical(10)`` for a digit label. Its data are ``int64`` ids in ``[0, K)``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Likelihood", "IndependentBernoulli", "Bernoulli", "Normal", "Laplace", "Categorical", "make_likelihood"]
+__all__ = ["Likelihood", "IndependentBernoulli", "Bernoulli", "Normal", "Laplace", "Categorical", "make_likelihood",
+           "check_range"]
 
 
 class Likelihood(nn.Module):
@@ -146,16 +153,34 @@ class Laplace(_LocationScale):
 
 
 class Categorical(Likelihood):
-    """Categorical likelihood over token sequences: data ``[L]`` of ids in ``[0, V)``,
-    decoder output ``[L, V]`` logits."""
+    """Categorical likelihood over ``K`` categories (``vocab_size``): data ``int64`` ids in
+    ``[0, K)`` of any event shape, decoder output the logits ``[*event_shape, K]``.
+
+    * a **label** (one class per sample, e.g. the digit of an MNIST image): event shape ``()``,
+      data ``[N]``, logits ``[N, K]`` — ``Modality("label", (), encoder, decoder,
+      Categorical(10))``;
+    * a **token sequence** of length L: event shape ``(L,)``, data ``[N, L]``, logits
+      ``[N, L, K]``.
+
+    MEME's pseudo-samples of such a modality are logits whose softmax ("soft" one-hot vectors
+    ``[..., K]``) its encoder reads besides ids (:class:`~pyro_mm.nets.LabelEncoder`,
+    :class:`~pyro_mm.nets.TextEncoder` do)."""
 
     data_kind = "long"
 
     def __init__(self, vocab_size: int):
         super().__init__()
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) and not (
+                torch.is_tensor(vocab_size) and vocab_size.dim() == 0 and not vocab_size.is_floating_point()):
+            raise TypeError(f"Categorical: the number of categories must be an integer, got {vocab_size!r}")
         if vocab_size < 2:
             raise ValueError(f"Categorical: vocab_size must be at least 2, got {vocab_size}")
         self.vocab_size = int(vocab_size)
+
+    @property
+    def num_categories(self) -> int:
+        """K, the number of categories (the same as ``vocab_size``)."""
+        return self.vocab_size
 
     def param_shape(self, event_shape):
         return tuple(event_shape) + (self.vocab_size,)
@@ -174,20 +199,32 @@ class Categorical(Likelihood):
 
     def check_data(self, name, x, observed):
         if x.dtype != torch.long:
-            raise TypeError(f"modality {name!r}: Categorical data must be int64 token ids, got {x.dtype}")
+            raise TypeError(f"modality {name!r}: Categorical({self.vocab_size}) data must be int64 category ids "
+                            f"(labels or tokens in [0, {self.vocab_size})), got {x.dtype}"
+                            + (" (x.long())" if not x.is_floating_point() and x.dtype != torch.bool else ""))
         shape = (-1,) + (1,) * (x.dim() - 1)
         outside = ((x < 0) | (x >= self.vocab_size)) & observed.reshape(shape)
-        if x.device.type != "cpu":
-            torch._assert_async(~outside.any(), f"modality {name!r}: token ids must lie in [0, {self.vocab_size})")
-            return
-        if outside.any():
-            raise ValueError(
-                f"modality {name!r}: token ids must lie in [0, {self.vocab_size}), "
-                f"got values in [{int(x.min())}, {int(x.max())}]"
-            )
+        check_range(name, x, self.vocab_size, outside)
 
     def extra_repr(self) -> str:
         return f"vocab_size={self.vocab_size}"
+
+
+def check_range(name: str, x: torch.Tensor, num_categories: int, outside: torch.Tensor = None) -> None:
+    """Raise a clear error, naming modality ``name``, when ids ``x`` (at the entries ``outside``
+    marks; default: every entry outside ``[0, num_categories)``) are not categories: on the CPU at
+    once, elsewhere asynchronously (no host synchronisation)."""
+    if outside is None:
+        outside = (x < 0) | (x >= num_categories)
+    message = f"modality {name!r}: category ids (labels or tokens) must lie in [0, {num_categories})"
+    if x.device.type != "cpu":
+        torch._assert_async(~outside.any(), message)
+        return
+    if outside.any():
+        bad = x[outside]
+        raise ValueError(f"{message}, got values in [{int(bad.min())}, {int(bad.max())}] at {int(outside.sum())} "
+                         f"entries (a {num_categories}-class modality takes ids 0..{num_categories - 1}; give the "
+                         "modality more categories if there are more)")
 
 
 def make_likelihood(spec) -> Likelihood:
@@ -200,5 +237,6 @@ def make_likelihood(spec) -> Likelihood:
         return table[spec.lower()]()
     raise ValueError(
         f"unknown likelihood {spec!r}: pass a pyro_mm.likelihoods.Likelihood or one of {sorted(table)}"
-        " (Categorical needs a vocabulary size: Categorical(vocab_size))"
+        " (a categorical likelihood needs its number of categories: pyro_mm.likelihoods.Categorical(10) for a digit "
+        "label)"
     )

@@ -6,8 +6,19 @@ A :class:`Modality` names a modality and binds four things:
   unimodal expert q_φ(z | x_m), both ``[N, z_dim]``, ``scale > 0``;
 * ``decoder``: an ``nn.Module`` mapping ``z [N, z_dim]`` to the likelihood's parameters
   ``[N, *likelihood.param_shape(event_shape)]``;
-* ``likelihood``: a :class:`~pyro_mm.likelihoods.Likelihood` (Bernoulli, Normal, Laplace with
-  fixed or learned scale, Categorical over token sequences);
+* ``likelihood``: a :class:`~pyro_mm.likelihoods.Likelihood` (:mod:`pyro_mm.likelihoods`), one of
+
+  - ``Bernoulli()`` or ``"bernoulli"``: float data in [0, 1] (binary or intensities), decoder
+    output the logits ``[N, *event_shape]``;
+  - ``Normal(scale=1.0, learn_scale=False)`` or ``"normal"``: float data, decoder output the
+    mean; σ fixed or learned;
+  - ``Laplace(scale=1.0, learn_scale=False)`` or ``"laplace"``: float data, decoder output the
+    location; b fixed or learned;
+  - ``Categorical(K)``: int64 ids in [0, K), decoder output the logits
+    ``[N, *event_shape, K]`` — a class **label** (``event_shape=()``, data ``[N]``; e.g.
+    ``Categorical(10)`` for a digit) or a **token sequence** (``event_shape=(L,)``);
+
+  or a subclass of :class:`~pyro_mm.likelihoods.Likelihood` of one's own;
 * ``likelihood_scale``: a constant that multiplies log p_θ(x_m | z) (likelihood rescaling, e.g.
   to balance a 3×32×32 image against a 28×28 one as in MMVAE's MNIST–SVHN setup).
 
@@ -25,7 +36,7 @@ import torch
 from pyro.poutine.runtime import effectful
 from torch import nn
 
-from .likelihoods import Likelihood, make_likelihood
+from .likelihoods import Likelihood, check_range, make_likelihood
 
 __all__ = ["Modality", "apply_flat", "check_modalities", "decode", "private_site", "check_scale", "network_dtype"]
 
@@ -100,9 +111,22 @@ class Modality:
     :param event_shape: shape of one observation, e.g. ``(1, 28, 28)`` or ``(L,)`` for tokens.
     :param nn.Module encoder: ``x -> (loc, scale)``.
     :param nn.Module decoder: ``z -> likelihood parameters``.
-    :param likelihood: a :class:`~pyro_mm.likelihoods.Likelihood` or ``"bernoulli"``,
-        ``"normal"``, ``"laplace"``.
+    :param likelihood: a :class:`~pyro_mm.likelihoods.Likelihood` — ``Bernoulli()``,
+        ``Normal(scale, learn_scale)``, ``Laplace(scale, learn_scale)``, ``Categorical(K)`` — or
+        one of the names ``"bernoulli"``, ``"normal"``, ``"laplace"`` (default ``"bernoulli"``).
+        A categorical modality needs ``Categorical(K)``, its number of categories K.
     :param float likelihood_scale: multiplies log p(x_m | z) in every objective.
+
+    A **label** (one class of K per sample) is a categorical modality of event shape ``()``, with
+    data ``[N]`` of ``int64`` class ids, e.g. an image and its digit::
+
+        from pyro_mm.likelihoods import Categorical
+        from pyro_mm.nets import LabelEncoder, MLPDecoder, MLPEncoder
+
+        image = Modality("image", (1, 28, 28), MLPEncoder((1, 28, 28), 16), MLPDecoder(16, (1, 28, 28)))
+        label = Modality("label", (), LabelEncoder(10, 16), MLPDecoder(16, (10,)), Categorical(10))
+
+    (:func:`~pyro_mm.defaults.default_modalities` builds these networks for a data set.)
     """
 
     def __init__(
@@ -134,20 +158,32 @@ class Modality:
     def event_dim(self) -> int:
         return len(self.event_shape)
 
+    def _shape_text(self) -> str:
+        return "[" + ", ".join(["batch", *map(str, self.event_shape)]) + "]"
+
     def check_input(self, x: torch.Tensor, dtype: torch.dtype) -> None:
         """Raise a clear error, before any network runs, when ``x`` cannot be a batch of this
         modality for networks working in ``dtype``: its shape must be ``[batch, *event_shape]``
-        and its dtype ``dtype`` (real-valued likelihoods) or int64 (token ids)."""
+        and its dtype ``dtype`` (real-valued likelihoods) or int64 ids in ``[0, K)`` (categorical:
+        labels, tokens)."""
+        categorical = self.likelihood.data_kind == "long"
         if tuple(x.shape[1:]) != self.event_shape:
-            expected = ", ".join(map(str, self.event_shape))
             hint = ""
             if tuple(x.shape[-len(self.event_shape) + 1:]) == self.event_shape[1:] and x.dim() == len(self.event_shape):
                 hint = " (one dimension short: a channel or batch dimension is missing, e.g. x.unsqueeze(1))"
-            raise ValueError(f"modality {self.name!r}: expected a batch of shape [batch, {expected}], got "
+            categories = getattr(self.likelihood, "vocab_size", None)
+            if categorical and x.dim() == len(self.event_shape) + 2 and x.shape[-1] == categories:
+                hint = " (one-hot or probability vectors; a categorical modality reads class ids: x.argmax(-1))"
+            raise ValueError(f"modality {self.name!r}: expected a batch of shape {self._shape_text()}, got "
                              f"{list(x.shape)}{hint}")
-        if self.likelihood.data_kind == "long":
+        if categorical:
             if x.dtype != torch.long:
-                raise TypeError(f"modality {self.name!r}: token ids must be int64, got {x.dtype}")
+                hint = ("x.long() if it holds whole numbers" if x.is_floating_point() else "x.long()")
+                raise TypeError(f"modality {self.name!r}: its {type(self.likelihood).__name__} likelihood reads int64 "
+                                f"category ids (labels or tokens), got {x.dtype} ({hint})")
+            categories = getattr(self.likelihood, "vocab_size", None)
+            if categories is not None:
+                check_range(self.name, x, categories)
             return
         if x.dtype == torch.bool:
             raise TypeError(f"modality {self.name!r}: bool data; its {type(self.likelihood).__name__} likelihood reads "
@@ -155,7 +191,7 @@ class Modality:
         if not x.is_floating_point():
             raise TypeError(f"modality {self.name!r}: integer data ({x.dtype}); its {type(self.likelihood).__name__} "
                             "likelihood reads floating-point data (images stored as uint8 in [0, 255] are "
-                            f"x.to({dtype}) / 255)")
+                            f"x.to({dtype}) / 255; class ids belong to a modality with a Categorical(K) likelihood)")
         if x.dtype != dtype:
             raise TypeError(f"modality {self.name!r}: {x.dtype} data for {dtype} networks; convert the batch "
                             f"(batch.to({dtype})) or the networks (.to({x.dtype}))")
@@ -163,10 +199,7 @@ class Modality:
     def check_data(self, x: torch.Tensor, observed: torch.Tensor) -> None:
         """Raise a clear error when ``x`` is not a batch of this modality's observations."""
         if tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(
-                f"modality {self.name!r}: expected shape [batch, {', '.join(map(str, self.event_shape))}]"
-                f", got {list(x.shape)}"
-            )
+            raise ValueError(f"modality {self.name!r}: expected shape {self._shape_text()}, got {list(x.shape)}")
         self.likelihood.check_data(self.name, x, observed)
 
     def __repr__(self) -> str:

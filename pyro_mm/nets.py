@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["standardize_images", "MLPEncoder", "MLPDecoder", "LinearEncoder", "LinearDecoder", "ConvEncoder", "ConvDecoder",
-           "TextEncoder", "TextDecoder"]
+           "TextEncoder", "TextDecoder", "LabelEncoder"]
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -208,3 +208,40 @@ class TextDecoder(nn.Module):
 
     def forward(self, z):
         return self.net(z).reshape((z.shape[0],) + self.shape)
+
+
+class LabelEncoder(nn.Module):
+    """Encoder of a label, a categorical modality with one of ``num_categories`` classes per
+    sample: class ids ``[N]`` (int64) -> one-hot -> an MLP with ReLU hidden layers -> ``(loc,
+    scale) [N, z_dim]``.
+
+    It also reads probability vectors ``[N, K]`` over the classes in place of the one-hot vectors
+    ("soft labels", e.g. MEME's pseudo-samples of the label). A label stored as ``[N, 1]`` (event
+    shape ``(1,)``) is read the same way. The decoder of a label is any network to ``K`` logits,
+    e.g. ``MLPDecoder(z_dim, (K,))`` with the likelihood ``Categorical(K)``.
+    """
+
+    def __init__(self, num_categories: int, z_dim: int, hidden: Sequence[int] = (256,), min_scale: float = 1e-3):
+        super().__init__()
+        if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2:
+            raise ValueError(f"LabelEncoder: num_categories must be an integer >= 2, got {num_categories!r}")
+        self.num_categories = num_categories
+        self.net = _mlp([num_categories, *hidden, 2 * z_dim])
+        self.min_scale = min_scale
+
+    def forward(self, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        k = self.num_categories
+        dtype = self.net[0].weight.dtype
+        if labels.is_floating_point():  # probability vectors [N, (1,) K]
+            if labels.shape[-1] != k:
+                raise ValueError(f"LabelEncoder of {k} classes: probability vectors must end in {k} entries, got "
+                                 f"shape {list(labels.shape)}")
+            one_hot = labels.reshape(labels.shape[0], k).to(dtype)
+        else:
+            ids = labels.reshape(labels.shape[0])
+            if ids.device.type == "cpu" and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
+                raise ValueError(f"LabelEncoder of {k} classes: class ids must lie in [0, {k}), got values in "
+                                 f"[{int(ids.min())}, {int(ids.max())}]")
+            one_hot = F.one_hot(ids.long(), k).to(dtype)
+        loc, raw = self.net(one_hot).chunk(2, dim=-1)
+        return loc, F.softplus(raw) + self.min_scale

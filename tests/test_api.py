@@ -4,6 +4,7 @@ data, queries, save/load, options checked against the registry's declaration."""
 import inspect
 from types import SimpleNamespace
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -138,3 +139,75 @@ def test_default_networks_per_modality():
         default_modalities(data, 4, encoder={"audio": "mlp"})
     with pytest.raises(ValueError, match="decoder must be 'conv' or 'mlp'"):
         default_modalities(data, 4, decoder="rnn")
+
+
+def _image_and_label(n=64, missing=0.0, seed=0):
+    """A user's data set of two modalities: binary 1x8x8 images whose mean row says the class,
+    and the class as a categorical label; ``missing`` hides that fraction of the labels."""
+    from pyro_mm.data import MultimodalDataset
+
+    g = torch.Generator().manual_seed(seed)
+    digits = torch.randint(0, 10, (n,), generator=g)
+    images = (torch.rand(n, 1, 8, 8, generator=g) < 0.2).to(torch.uint8) * 255
+    images[torch.arange(n), 0, digits % 8] = 255
+    observed = torch.ones(n, 2, dtype=torch.bool)
+    observed[torch.randperm(n, generator=g)[: round(missing * n)], 1] = False
+    return MultimodalDataset({"image": images, "label": digits}, {"image": "bernoulli", "label": "categorical"},
+                             digits, observation=observed, num_categories={"label": 10})
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.75], ids=["complete", "incomplete"])
+@pytest.mark.parametrize("name", list(METHODS))
+def test_for_dataset_gives_a_label_modality_its_networks_and_every_method_trains(name, missing):
+    """A user's MultimodalDataset with a categorical label: for_dataset gives it a one-hot MLP
+    encoder and an MLP decoder to 10 logits under Categorical(10); a few steps train with labels
+    complete or mostly missing; the label is predicted from the image, as int64 classes."""
+    from pyro_mm.likelihoods import Categorical
+    from pyro_mm.nets import LabelEncoder
+
+    data = _image_and_label(missing=missing)
+    cls = METHODS[name]
+    # quick options; the unimodal VAE is the label's
+    quick = {"num_particles": 2, "num_pseudo_samples": 8, "private_dim": 2, "modality": "label"}
+    options = {k: v for k, v in quick.items() if k in {o.name for o in cls.options}}
+    vae = cls.for_dataset(data, z_dim=4, networks={"encoder": "mlp", "likelihood_scale": {"label": 5.0}}, **options)
+    label = next(m for m in vae.modalities if m.name == "label")
+    assert label.event_shape == () and isinstance(label.encoder, LabelEncoder)
+    assert isinstance(label.likelihood, Categorical) and label.likelihood.num_categories == 10
+    assert label.likelihood_scale == 5.0
+    history = vae.fit(data, epochs=None, steps=4, batch_size=32, lr=3e-3, progress=False)
+    assert len(vae.step_losses) == 4 and all(np.isfinite(vae.step_losses)) and history
+    if cls is UnimodalVAE:
+        assert vae.names == ("label",) and vae.generate(3)["label"].dtype == torch.long
+        return
+    guess = vae.predict(data.batch(torch.arange(6)), ["image"], ["label"])["label"]
+    assert guess.shape == (6,) and guess.dtype == torch.long and 0 <= int(guess.min()) <= int(guess.max()) <= 9
+    assert vae.generate(3)["label"].shape == (3,)
+
+
+def test_a_label_batch_that_is_not_class_ids_is_named():
+    """Float, one-hot and out-of-range labels in a batch stop before any network runs, naming the
+    modality and the fix; a categorical data set that does not say its categories is named."""
+    from pyro_mm.batch import MultimodalBatch
+
+    data = _image_and_label()
+    vae = MMVAE.for_dataset(data, z_dim=4, networks={"encoder": "mlp"}, num_particles=2)
+    batch = data.batch(torch.arange(4))
+    label = batch["label"]
+    for bad, error, message in (
+            (label.float(), TypeError, r"modality 'label': its Categorical likelihood reads int64 category ids .* "
+                                       r"got torch.float32"),
+            (label.int(), TypeError, r"modality 'label': .* got torch.int32 \(x.long\(\)\)"),
+            (torch.nn.functional.one_hot(label, 10), ValueError,
+             r"modality 'label': expected a batch of shape \[batch\], got \[4, 10\] \(one-hot .* x.argmax\(-1\)\)"),
+            (torch.tensor([0, 10, 12, 3]), ValueError,
+             r"modality 'label': category ids \(labels or tokens\) must lie in \[0, 10\), got values in \[10, 12\]")):
+        with pytest.raises(error, match=message):
+            vae.guide(MultimodalBatch({"image": batch["image"], "label": bad}))
+    nameless = SimpleNamespace(names=["image", "label"], likelihoods={"image": "bernoulli", "label": "categorical"},
+                               event_shapes={"image": (1, 8, 8), "label": ()})
+    with pytest.raises(ValueError, match=r"modality 'label' is categorical, but the data set does not say how many "
+                                         r"categories it has: .*num_categories=\{'label': K\}"):
+        default_modalities(nameless, 4)
+    with pytest.raises(ValueError, match=r"likelihood scales given for \['audio'\]"):
+        default_modalities(data, 4, likelihood_scale={"audio": 2.0})

@@ -228,3 +228,45 @@ def test_the_committed_cli_reference_is_what_the_parser_says():
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     assert committed == markdown_reference(), "regenerate: python -m pyro_mm.cli.reference > docs/cli.md"
+
+
+@pytest.mark.parametrize("method", ["meme", "mmvae"])
+def test_mnist_label_is_prepared_and_trained_with_some_or_all_labels(method, tmp_path, monkeypatch, capsys):
+    """The image + digit-label set from `pyro-mm data` and `pyro-mm train`: exactly --paired N
+    labelled samples (scheme s by default: every image seen), or every label (--scheme paired);
+    a wrong number of labels, and evaluation of a label, end in one line."""
+    monkeypatch.setenv("PYRO_MM_MNIST_DIR", str(data_dir() / "mnist"))  # no download in a fresh cache
+    monkeypatch.setenv("PYRO_MM_DATA_DIR", str(tmp_path / "cache"))
+    assert main(["data", "prepare", "--dataset", "mnist-label", "--size", "30", "--split", "test",
+                 "--no-progress"]) == 0
+    assert "30 samples; image 1x28x28, label 10 classes" in capsys.readouterr().out
+    tiny = ["train", "--method", method, "--dataset", "mnist-label", "--size", "60", "--steps", "3",
+            "--batch-size", "20", "--z-dim", "4", "--encoder", "mlp", "--num-particles", "2", "--no-progress"]
+    tiny += ["--num-pseudo-samples", "8"] if method == "meme" else []
+    some, everything = tmp_path / "some", tmp_path / "all"
+    fit, seen = api.MultimodalVAE.fit, []
+
+    def spy(self, data, *args, **kwargs):
+        seen.append(data)
+        return fit(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(api.MultimodalVAE, "fit", spy)
+    assert main(tiny + ["--paired", "10", "--observation-seed", "3", "--likelihood-scale", "label=5",
+                        "--out", str(some)]) == 0
+    assert f"training {method} on mnist-label (60 samples, scheme s, 10 paired)" in capsys.readouterr().out
+    record = json.loads((some / "history.json").read_text())
+    assert record["config"]["paired"] == 10 and len(record["step_loss"]) == 3
+    vae = api.load_model(some / "model.pt")
+    assert vae.names == ("image", "label") and vae.modalities[1].likelihood_scale == 5.0
+    masks = seen[-1].masks  # every image, 10 labels: one of each digit
+    assert masks[:, 0].all() and int(masks[:, 1].sum()) == 10
+    assert seen[-1].labels[masks[:, 1]].bincount(minlength=10).tolist() == [1] * 10
+    assert main(tiny + ["--scheme", "paired", "--out", str(everything)]) == 0
+    assert "scheme paired, f=0.5" in capsys.readouterr().out and seen[-1].masks.all()
+    fails(tiny + ["--paired", "100", "--out", str(tmp_path / "r")], "--paired 100: .*100 paired samples asked of a "
+          "data set of 60 samples", capsys)
+    fails(tiny + ["--paired", "5", "--scheme", "random", "--out", str(tmp_path / "r")],
+          "--scheme random with --paired: .* not for 'random'", capsys)
+    fails(["evaluate", "--run", str(some), "--samples", "20", "--particles", "30", "--no-progress"],
+          "mnist-label has the label modality 'label', which the judging classifiers .* do not read yet", capsys)
+

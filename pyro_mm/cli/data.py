@@ -20,10 +20,12 @@ def add_parser(sub):
         "modality; captions as text).\n\n"
         "data sets: mnist-syndigits (MNIST digit + a rendered SynDigits image of the same class), "
         "polymnist (5 MNIST digits of one class on different backgrounds), translated-polymnist "
-        "(the same, digits shrunk and moved), captioned-digits (a digit image and an English caption).",
+        "(the same, digits shrunk and moved), captioned-digits (a digit image and an English caption), mnist-label "
+        "(an MNIST digit and its label, 10 classes: semi-supervised learning with `pyro-mm train --paired N`).",
         epilog="examples:\n  pyro-mm data prepare --dataset polymnist\n"
         "  pyro-mm data prepare --dataset mnist-syndigits --split test --size 1000\n"
-        "  pyro-mm data preview --dataset mnist-syndigits --out preview.png")
+        "  pyro-mm data preview --dataset mnist-syndigits --out preview.png\n"
+        "  pyro-mm data prepare --dataset mnist-label")
     data.add_argument("action", choices=("prepare", "preview"), help="prepare (build and cache) or preview")
     data.add_argument("--dataset", choices=list(DATASETS), default="mnist-syndigits", help="default mnist-syndigits")
     data.add_argument("--split", choices=("train", "test", "both"), default="both",
@@ -45,6 +47,17 @@ def _preview_path(path: Path) -> Path:
     return path
 
 
+def _describe(dataset, name: str) -> str:
+    """``image 1x28x28`` or, for a categorical modality, ``label 10 classes`` / ``text 26 tokens of 75``."""
+    shape = dataset.event_shapes[name]
+    categories = getattr(dataset, "num_categories", {}).get(name)
+    if categories is None:
+        return f"{name} {'x'.join(map(str, shape))}"
+    if len(shape) == 0 or shape == (1,):
+        return f"{name} {categories} classes"
+    return f"{name} {'x'.join(map(str, shape))} tokens of {categories}"
+
+
 def run(args) -> int:
     from ..data import preview
     from ..data.cache import data_dir
@@ -61,7 +74,7 @@ def run(args) -> int:
     for split in (("train", "test") if args.split == "both" else (args.split,)):
         print(f"{args.dataset} {split}: building (or loading from the cache)")
         dataset = common.dataset(args.dataset, split, args.size)
-        shapes = ", ".join(f"{n} {'x'.join(map(str, dataset.event_shapes[n]))}" for n in dataset.names)
+        shapes = ", ".join(_describe(dataset, n) for n in dataset.names)
         print(f"  {len(dataset)} samples; {shapes}")
     written = sorted(p for p in cache.rglob("*")
                      if p.is_file() and p.suffix != ".sha256" and before.get(p) != p.stat().st_mtime_ns)

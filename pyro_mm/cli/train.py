@@ -17,6 +17,8 @@ __all__ = ["add_parser", "run", "method_options", "network_options", "hyperparam
 #: the options of `pyro-mm train` that a resumed run must repeat (the trainer checks batch size, lr
 #: and seed, the checkpoint the method's options and networks)
 RUN_DEFINING = ("method", "dataset", "num_modalities", "scheme", "fraction", "size", "z_dim")
+#: further run-defining options, recorded only when given (a run of an earlier version resumes)
+RUN_DEFINING_IF_GIVEN = {"paired": None, "observation_seed": 0}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -37,7 +39,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "  pyro-mm train --method mmvae+ --dataset polymnist --num-modalities 5 --scheme random --fraction 0.7 \\\n"
         "      --private-dim 16 --beta 2.5 --steps 2000 --out runs/mmvae+\n"
         "  pyro-mm train --method mmvae --encoder mnist=mlp --balance-images --beta 2 --steps 500 --out runs/mmvae\n"
-        "  pyro-mm train --method mvae --size 500 --epochs 2 --out runs/tiny     # a quick try")
+        "  pyro-mm train --method mvae --size 500 --epochs 2 --out runs/tiny     # a quick try\n"
+        "  pyro-mm train --method meme --dataset mnist-label --paired 600 --observation-seed 1 --steps 3000 \\\n"
+        "      --likelihood-scale label=50 --out runs/semi   # semi-supervised: 600 labels, 60 per class")
     train.add_argument("--method", choices=list(METHODS), default="meme",
                        help="; ".join(f"{name}: {cls.summary}" for name, cls in METHODS.items()) + " (default meme)")
     train.add_argument("--dataset", choices=list(DATASETS), default="mnist-syndigits",
@@ -47,11 +51,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--scheme", choices=SCHEMES, default=None,
                        help="which modalities each sample observes: 'paired' (all), 'alternate' (two-modality sets: "
                        "the unpaired samples observe one side or the other), 's' / 't' (they observe only the first / "
-                       "only the second), 'random' (each entry missing at random); default alternate for two "
-                       "modalities, random for more")
+                       "only the second), 'random' (each entry missing at random); default s for mnist-label (the "
+                       "unlabelled samples observe their image), alternate for other two-modality sets, random for "
+                       "more")
     train.add_argument("--fraction", type=common.unit, default=0.5, metavar="F",
                        help="paired fraction (alternate, s, t) or probability that an entry is observed (random); "
                        "default 0.5")
+    train.add_argument("--paired", "--labelled", dest="paired", type=common.non_negative_int, default=None,
+                       metavar="N", help="in place of --fraction (schemes alternate, s, t): exactly N paired samples, "
+                       "N/C of each of the C classes (the remainder to classes drawn at random); on mnist-label the "
+                       "labelled samples of semi-supervised learning")
+    train.add_argument("--observation-seed", type=common.seed, default=0, metavar="S",
+                       help="seed of which samples are paired or observed (--fraction, --paired, random); another "
+                       "seed, another labelled subset (default 0)")
     train.add_argument("--z-dim", type=common.positive_int, default=16, metavar="D",
                        help="size of the shared latent (default 16)")
     train.add_argument("--steps", type=common.positive_int, default=None, metavar="N",
@@ -176,6 +188,9 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--balance-images", action="store_true",
                        help="scale each image modality's log-likelihood so that every image weighs as much as the "
                        "smallest one (e.g. 784/3072 for SynDigits beside MNIST)")
+    group.add_argument("--likelihood-scale", type=_scales, default=None, metavar="NAME=S,...",
+                       help="multiply modality NAME's log-likelihood by S (e.g. label=50: a label's few nats against "
+                       "an image's hundreds)")
 
 
 def _kinds(role: str):
@@ -190,6 +205,22 @@ def _kinds(role: str):
     return parse
 
 
+def _scales(text: str) -> Dict[str, float]:
+    scales = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = float("nan")
+        if not sep or not name.strip() or not (0 < scale < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected NAME=S,... with positive numbers S, got {text!r}")
+        scales[name.strip()] = scale
+    if not scales:
+        raise argparse.ArgumentTypeError(f"expected NAME=S,..., got {text!r}")
+    return scales
+
+
 def network_options(args) -> Dict:
     """The keyword arguments of :func:`pyro_mm.defaults.default_modalities` given on the command line."""
     options = {}
@@ -201,6 +232,8 @@ def network_options(args) -> Dict:
         options["standardize_colour"] = True
     if args.balance_images:
         options["balance_images"] = True
+    if getattr(args, "likelihood_scale", None):
+        options["likelihood_scale"] = dict(args.likelihood_scale)
     return options
 
 
@@ -254,7 +287,7 @@ def method_options(args, parser_error) -> dict:
 def run(args) -> int:
     import torch
 
-    from ..data.catalog import num_modalities_of, observation_scheme
+    from ..data.catalog import default_scheme, num_modalities_of, observation_scheme
 
     device = common.device(args.device)
     lightning = _lightning_requested(args)
@@ -267,9 +300,19 @@ def run(args) -> int:
     speaks = _speaks(lightning)
     say = print if speaks else (lambda *a, **k: None)  # a data-parallel worker says nothing
     count = num_modalities_of(args.dataset, args.num_modalities)
-    args.scheme = args.scheme or ("alternate" if count == 2 else "random")
-    observation = observation_scheme(args.scheme, args.fraction, count)
-    data = common.dataset(args.dataset, "train", args.size, observation, num_modalities=args.num_modalities)
+    args.scheme = args.scheme or default_scheme(args.dataset, count)
+    try:
+        observation = observation_scheme(args.scheme, args.fraction, count, count=args.paired,
+                                         seed=args.observation_seed)
+    except ValueError as error:
+        raise common.CommandError(f"--scheme {args.scheme}" + (" with --paired" if args.paired is not None else "")
+                                  + f": {error}") from None
+    try:
+        data = common.dataset(args.dataset, "train", args.size, observation, num_modalities=args.num_modalities)
+    except ValueError as error:
+        if args.paired is None or "paired" not in str(error):
+            raise
+        raise common.CommandError(f"--paired {args.paired}: {error}") from None
     torch.manual_seed(args.seed)
     vae = METHODS[args.method].for_dataset(data, args.z_dim, networks=network_options(args), **args.method_options)
     vae = vae.to(device)
@@ -278,10 +321,13 @@ def run(args) -> int:
     epochs = args.epochs if args.epochs is not None or args.steps is not None else 1
     length = " and ".join(part for part in (f"{args.steps} steps" if args.steps else "",
                                             f"{epochs} epoch(s)" if epochs else "") if part)
-    say(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, f={args.fraction}) "
+    pairing = f"f={args.fraction}" if args.paired is None else f"{args.paired} paired"
+    say(f"training {args.method} on {args.dataset} ({len(data)} samples, scheme {args.scheme}, {pairing}) "
         f"for {length}" + (f", resuming from {checkpoint}" if args.resume else "")
         + f"; checkpoint every {args.checkpoint_every} steps")
     config = {**{key: getattr(args, key) for key in RUN_DEFINING}, "networks": network_options(args)}
+    config.update({key: getattr(args, key) for key, default in RUN_DEFINING_IF_GIVEN.items()
+                   if getattr(args, key) != default})
     loggers = _loggers(args)
     images = None
     if args.log_images_every:

@@ -8,8 +8,10 @@ data set is made. Item ``i`` is
 
 ``{"data": {name: tensor}, "mask": bool [M], "label": int}``
 
-with images as ``float32`` in ``[0, 1]`` (Bernoulli likelihood) and text as ``int64`` token ids
-(categorical likelihood), as :func:`pyro_mm.batch.collate_multimodal` expects. A modality that
+with images as ``float32`` in ``[0, 1]`` (Bernoulli likelihood) and categorical modalities — a
+class label (one id per sample, event shape ``()``) or a token sequence (``(L,)``) — as ``int64``
+ids in ``[0, K)`` (categorical likelihood, ``K = num_categories[name]``), as
+:func:`pyro_mm.batch.collate_multimodal` expects. A modality that
 the observation mask hides is returned as zeros, so the hidden half of an unpaired sample never
 leaves the data set.
 """
@@ -81,17 +83,25 @@ def check_size(size: Optional[int], available: int, what: str) -> int:
 class MultimodalDataset(Dataset):
     """In-memory multimodal data set with per-sample observation masks.
 
-    :param dict stores: modality name -> ``uint8`` tensor ``[K, *event_shape]`` (the order fixes
-        :attr:`names` and the mask columns).
-    :param dict likelihoods: modality name -> ``"bernoulli"`` (stored as ``0..255``, returned as
-        float in ``[0, 1]``) or ``"categorical"`` (stored token ids, returned as ``int64``).
-    :param labels: ``[N]`` integer class labels.
+    :param dict stores: modality name -> tensor ``[S, *event_shape]`` of its samples (the order
+        fixes :attr:`names` and the mask columns): images ``uint8`` in ``[0, 255]``, ``bool`` or
+        floating point in ``[0, 1]``; categorical modalities integer ids (a label ``[S]``, tokens
+        ``[S, L]``).
+    :param dict likelihoods: modality name -> ``"bernoulli"`` (returned as float32 in ``[0, 1]``)
+        or ``"categorical"`` (returned as ``int64`` ids).
+    :param labels: ``[N]`` integer class labels of the samples (what the metrics judge against;
+        not a modality — a label the model sees is a categorical modality of its own, which may
+        be the same tensor).
     :param dict rows: optional modality name -> ``[N]`` index into that modality's store
         (identity when absent).
     :param observation: ``None`` (all observed), a boolean ``[N, M]`` tensor, or an object with a
         ``masks(n, num_modalities)`` method such as
         :class:`~pyro_mm.data.observation.PairedFraction` or
-        :class:`~pyro_mm.data.observation.MissingAtRandom`.
+        :class:`~pyro_mm.data.observation.MissingAtRandom`,
+        :class:`~pyro_mm.data.observation.PairedCount`.
+    :param dict num_categories: categorical modality name -> K, its number of categories (ids
+        lie in ``[0, K)``; e.g. 10 for a digit label). A categorical modality not named gets one
+        more than its largest stored id: name it when a class may be absent from these samples.
     """
 
     def __init__(
@@ -101,13 +111,43 @@ class MultimodalDataset(Dataset):
         labels: torch.Tensor,
         rows: Optional[Mapping[str, torch.Tensor]] = None,
         observation=None,
+        num_categories: Optional[Mapping[str, int]] = None,
     ):
+        if not isinstance(stores, Mapping) or not stores:
+            raise TypeError("stores must be a non-empty mapping of modality name -> tensor of its samples")
         self.names: Tuple[str, ...] = tuple(stores)
-        self._stores: Dict[str, torch.Tensor] = dict(stores)
-        self.labels: torch.Tensor = torch.as_tensor(labels, dtype=torch.long)
+        self._stores: Dict[str, torch.Tensor] = {}
+        for name, store in stores.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"modality names must be non-empty strings, got {name!r}")
+            if not torch.is_tensor(store):
+                if not isinstance(store, np.ndarray):
+                    raise TypeError(f"modality {name!r}: its store must be a tensor (or numpy array) of samples, got "
+                                    f"{type(store).__name__}")
+                store = torch.from_numpy(np.ascontiguousarray(store))
+            if store.dim() < 1:
+                raise ValueError(f"modality {name!r}: its store must hold samples along its first dimension, got a "
+                                 "scalar")
+            self._stores[name] = store
+        missing = [n_ for n_ in self.names if n_ not in likelihoods]
+        if missing:
+            raise ValueError(f"no likelihood given for modalities {missing}; likelihoods maps each modality to one of "
+                             f"{list(LIKELIHOODS)}")
+        labels = torch.as_tensor(labels)
+        if labels.is_floating_point() or labels.dtype == torch.bool or labels.dim() != 1:
+            raise TypeError(f"labels must be a 1-D tensor of integer class labels [N], got {labels.dtype} of shape "
+                            f"{list(labels.shape)}")
+        self.labels: torch.Tensor = labels.to(torch.long)
         n = len(self.labels)
         rows = dict(rows or {})
+        declared = dict(num_categories or {})
+        strange = sorted(k for k in declared if k not in self.names or likelihoods[k] != "categorical")
+        if strange:
+            raise ValueError(f"num_categories given for {strange}, which are not categorical modalities of the data "
+                             f"set (its categorical modalities: "
+                             f"{[n_ for n_ in self.names if likelihoods[n_] == 'categorical']})")
         self._rows: Dict[str, torch.Tensor] = {}
+        self.num_categories: Dict[str, int] = {}
         for name in self.names:
             if likelihoods[name] not in LIKELIHOODS:
                 raise ValueError(
@@ -116,6 +156,8 @@ class MultimodalDataset(Dataset):
                 )
             _check_store(name, self._stores[name], likelihoods[name])
             self._rows[name] = _row_index(name, rows.get(name), len(self._stores[name]), n)
+            if likelihoods[name] == "categorical":
+                self.num_categories[name] = _categories(name, self._stores[name], declared.get(name))
         self.likelihoods: Dict[str, str] = {n_: likelihoods[n_] for n_ in self.names}
         self.event_shapes: Dict[str, Tuple[int, ...]] = {
             n_: tuple(self._stores[n_].shape[1:]) for n_ in self.names
@@ -127,7 +169,12 @@ class MultimodalDataset(Dataset):
         n, m = len(self), len(self.names)
         if observation is None:
             return torch.ones(n, m, dtype=torch.bool)
-        masks = observation if torch.is_tensor(observation) else observation.masks(n, m)
+        if torch.is_tensor(observation) or isinstance(observation, np.ndarray):
+            masks = observation
+        elif getattr(observation, "needs_labels", False):  # e.g. class-balanced pairing
+            masks = observation.masks(n, m, labels=self.labels)
+        else:
+            masks = observation.masks(n, m)
         masks = torch.as_tensor(masks)
         if masks.dtype != torch.bool or tuple(masks.shape) != (n, m):
             raise ValueError(
@@ -159,6 +206,7 @@ class MultimodalDataset(Dataset):
         other._stores = {n: self._stores[n] for n in names}
         other._rows = {n: self._rows[n][keep] for n in names}
         other.likelihoods = {n: self.likelihoods[n] for n in names}
+        other.num_categories = {n: k for n, k in self.num_categories.items() if n in names}
         other.event_shapes = {n: self.event_shapes[n] for n in names}
         other.labels = self.labels[keep]
         other.masks = self.masks[keep][:, cols].clone()
@@ -260,11 +308,35 @@ def _warn_unobserved(names, masks: torch.Tensor) -> None:
                       "check the observation scheme", UserWarning, stacklevel=4)
 
 
+def _categories(name: str, store: torch.Tensor, declared) -> int:
+    """K of categorical modality ``name``: ``declared`` (checked against the stored ids), else one
+    more than the largest stored id (at least 2)."""
+    if declared is not None:
+        if isinstance(declared, bool) or not isinstance(declared, (int, np.integer)) or declared < 2:
+            raise ValueError(f"modality {name!r}: num_categories must be an integer >= 2, got {declared!r}")
+        declared = int(declared)
+    if not store.numel():
+        if declared is None:
+            raise ValueError(f"modality {name!r}: an empty categorical store says nothing of its categories; give "
+                             f"num_categories={{{name!r}: K}}")
+        return declared
+    low, high = int(store.min()), int(store.max())
+    if low < 0:
+        raise ValueError(f"modality {name!r}: category ids (labels or tokens) must be >= 0, got {low}")
+    if declared is not None and high >= declared:
+        raise ValueError(f"modality {name!r}: category ids must lie in [0, {declared}) (num_categories={declared}), "
+                         f"got {high}")
+    return declared if declared is not None else max(high + 1, 2)
+
+
 def _check_store(name: str, store: torch.Tensor, likelihood: str) -> None:
     """Refuse a store whose values the modality's likelihood cannot read, naming what is wrong."""
     if likelihood == "categorical":
-        if store.is_floating_point() or store.dtype == torch.bool:
-            raise TypeError(f"modality {name!r}: token ids must be integers, got {store.dtype}")
+        if store.is_floating_point() or store.dtype == torch.bool or store.is_complex():
+            hint = (" (one-hot or probability vectors? store the class ids: x.argmax(-1))"
+                    if store.is_floating_point() and store.dim() >= 2 else " (x.long())")
+            raise TypeError(f"modality {name!r}: a categorical modality stores integer category ids (labels or "
+                            f"tokens), got {store.dtype}{hint}")
         return
     if store.dtype in (torch.uint8, torch.bool):
         return

@@ -294,6 +294,7 @@ class CaptionedDigits(MultimodalDataset):
             {"image": "bernoulli", "text": "categorical"},
             tensors["labels"],
             observation=observation,
+            num_categories={"text": len(VOCAB)},
         )
         self.split, self.seed = split, seed
         self.mnist_index = tensors["mnist_index"]

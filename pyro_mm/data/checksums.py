@@ -3,11 +3,12 @@
 :data:`RECORDED` maps a catalog name (:data:`pyro_mm.data.catalog.DATASETS`) and a split to the
 SHA-256 of each array the build produces (:func:`~pyro_mm.data.integrity.array_sha256`), for the
 default arguments: the whole MNIST split, seed 0 (and 5 pairings for MNIST-SynDigits, the first
-five backgrounds for the PolyMNIST family, digit scale 0.75 for Translated-PolyMNIST). A build
+five backgrounds for the PolyMNIST family, digit scale 0.75 for Translated-PolyMNIST; for
+MNIST-label the MNIST split itself, in its order). A build
 with these arguments that gives other arrays is refused (:func:`~pyro_mm.data.integrity.verify_arrays`).
 
-``scripts/record_data_checksums.py`` builds every entry and prints this table; it changes only
-when a data set's generator (and so its ``VERSION``) changes.
+``scripts/record_data_checksums.py`` builds every entry (or those it names: a new data set) and
+prints this table; it changes only when a data set's generator (and so its ``VERSION``) changes.
 """
 
 from __future__ import annotations
@@ -101,6 +102,18 @@ RECORDED: Dict[str, Dict[str, Dict[str, str]]] = {
             "thickness": "cc8b20b37420fbf83964ec4e958e5aee05d8be4fa93cb68d77c9fde288c4b294",
             "slant": "7ded7e23ef283908256b2ce84e4740935694ef2069619ad5d37fcae603a392ae",
             "colour_pair": "c148ce907bd3b4985fab67ff0167faa8fdb897a2c08a4bd4149d44d7b2bcf2a1",
+        },
+    },
+    "mnist-label": {
+        "train": {
+            "image": "577403ad093429632afbf5215404b1bbcfc6394e36dc984021b50774f7684d29",
+            "labels": "58a81a4e5980b7ff2869ef9bb361112f809d6fb4bc82b5ebd67424a282cd916e",
+            "mnist_index": "08b75c0e18223b3510f520cd6a6849986049af7b470e241da48cbed9e16e2e8c",
+        },
+        "test": {
+            "image": "0afb5de123413d452827a925dc48afe1c72e0147260b4394fdd5b775114f56c4",
+            "labels": "e1eae388862ac8af5af08e0d09165bf513397fa0edcc55fdd2a4c8c73a536b48",
+            "mnist_index": "0a7f9a0ae0b11ee46c5e36d09a10ffa93fa2d02b5a174c77c01b0d081b660521",
         },
     },
 }

@@ -2,7 +2,8 @@
 
 One row per sample (label on the left), one column per modality: images are drawn as they are
 handed to models (``[0, 1]``, grey for one channel), text modalities as their decoded caption,
-and a modality hidden by the observation mask as a grey "missing" cell.
+label modalities (one category per sample) as the class id, and a modality hidden by the
+observation mask as a grey "missing" cell.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def preview(dataset, path, n: int = 8, indices: Optional[Sequence[int]] = None) 
     from matplotlib.figure import Figure
 
     names = dataset.names
-    widths = [3.2 if dataset.likelihoods[m] == "categorical" else 1.0 for m in names]
+    is_label = {m: dataset.likelihoods[m] == "categorical" and tuple(dataset.event_shapes[m]) in ((), (1,))
+                for m in names}
+    widths = [3.2 if dataset.likelihoods[m] == "categorical" and not is_label[m] else 1.0 for m in names]
     fig = Figure(figsize=(sum(widths) * 1.3 + 0.4, len(indices) * 1.3 + 0.4), dpi=100)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(indices), len(names), width_ratios=widths, wspace=0.05, hspace=0.1)
@@ -51,6 +54,9 @@ def preview(dataset, path, n: int = 8, indices: Optional[Sequence[int]] = None) 
                     0.5, 0.5, "missing", ha="center", va="center", fontsize=7,
                     transform=ax.transAxes,
                 )
+            elif is_label[name]:
+                ax.text(0.5, 0.5, str(int(item["data"][name].reshape(-1)[0])), ha="center", va="center",
+                        fontsize=16, transform=ax.transAxes)
             elif dataset.likelihoods[name] == "categorical":
                 caption = dataset.vocab.decode(item["data"][name].tolist())
                 ax.text(0.02, 0.5, textwrap.fill(caption, 38), ha="left", va="center",
