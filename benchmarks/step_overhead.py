@@ -25,6 +25,17 @@ doubly-reparameterised surrogate with the same operations as pyro_mm (gradients 
 the encoders by a hook on z — and on MMVAE+'s own-stratum w_m —, w̃ for the decoders).
 Every registered method has at least one case (the tests check it).
 
+**The contract checks** (:mod:`pyro_mm.infer.contract`) run on an objective's first evaluation of
+a model, guide and batch layout — here inside the value check, before any timed step. Every
+pyro_mm case also times, interleaved with the two above, (c) the same step with the checks turned
+off (``elbo.contract.enabled = False``), (a) and (c) swapping places every other step; the ratio
+(a)/(c) ("checked / unchecked") says what a step after the first pays for them: its median should
+be 1 within the machine's noise. Below that
+noise, the warm check alone — the key and its look-up, plus the mask read of a complete batch,
+whose modalities are never seen missing — is timed over 1000 calls ("warm check", µs per step).
+The one-off cost of the check itself (a plain run of the guide and the model, no gradient) is
+timed on a cold check of its own ("check once").
+
 Two more rows run the unimodal VAE's model and guide through Pyro's own ``Trace_ELBO`` and its
 JIT variant ``JitTrace_ELBO`` (``torch.jit.trace`` of the whole loss, compiled on the first step),
 against the same floor: what Pyro's tracing costs without pyro_mm's objective, and what JIT buys.
@@ -53,6 +64,7 @@ from torch.nn import functional as F
 
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.distributions import laplace_log_prob, normal_kl, normal_log_prob
+from pyro_mm.infer.contract import ContractCheck
 from pyro_mm.methods import METHODS
 from pyro_mm.modality import Modality
 from pyro_mm.nets import MLPDecoder, MLPEncoder
@@ -336,6 +348,41 @@ def _stepper(loss_fn: Callable, params, device: torch.device) -> Callable:
     return step
 
 
+def _unchecked(elbo, step: Callable) -> Callable:
+    """``step`` with the objective's contract checks turned off (the same objects otherwise)."""
+    def run():
+        elbo.contract.enabled = False
+        try:
+            step()
+        finally:
+            elbo.contract.enabled = True
+    return run
+
+
+def check_seconds(vae, batch: MultimodalBatch, device: torch.device) -> float:
+    """Seconds of one contract check of the method's model and guide on ``batch``, cold (a fresh
+    memory of passed layouts): what the first step pays once."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    ContractCheck()(type(vae.elbo).__name__, vae.model, vae.guide, (batch,), {})
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def warm_check_seconds(vae, batch: MultimodalBatch, calls: int = 1000) -> float:
+    """Seconds per call of the objective's contract check once its layout has passed (what every
+    step after the first runs: the key and its look-up; with a modality never yet seen missing, as
+    in a complete batch, also the read of the CPU mask)."""
+    contract, name = vae.elbo.contract, type(vae.elbo).__name__
+    contract(name, vae.model, vae.guide, (batch,), {})
+    start = time.perf_counter()
+    for _ in range(calls):
+        contract(name, vae.model, vae.guide, (batch,), {})
+    return (time.perf_counter() - start) / calls
+
+
 def prepare(case: dict, features: int, batch_size: int, device="cpu"):
     """The pyro_mm object, its loss (a function of nothing: the object's training loss on the
     batch, or a Pyro ELBO's ``differentiable_loss``), the batch and the two step functions."""
@@ -415,19 +462,29 @@ def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, 
         if only and name not in only:
             continue
         vae, loss, batch, ours, floor = prepare(case, features, batch_size, device)
-        gaps = check_values(case, vae, loss, batch)
+        gaps = check_values(case, vae, loss, batch)  # the first evaluation: the contract check runs here
+        sides = {"ours": ours, "floor": floor}
+        extra = {}
+        if "pyro_elbo" not in case:  # pyro_mm's objective: its steps with the contract checks off too
+            sides = {"ours": ours, "unchecked": _unchecked(vae.elbo, ours), "floor": floor}
+            extra = {"unchecked": [], "check_ms": 1e3 * check_seconds(vae, batch, torch.device(device)),
+                     "warm_check_us": 1e6 * warm_check_seconds(vae, batch)}
         for _ in range(2):  # warm-up
-            ours(), floor()
-        prepared[name] = (ours, floor)
+            for step in sides.values():
+                step()
+        prepared[name] = sides
         results[name] = {**gaps, "peak_mib": peak_memory_mib(ours, device),
-                         "floor_peak_mib": peak_memory_mib(floor, device), "ours": [], "floor": []}
+                         "floor_peak_mib": peak_memory_mib(floor, device), "ours": [], "floor": [], **extra}
     for r in range(repeats):  # interleaved: every case in turn, alternating single steps
-        for name, (ours, floor) in prepared.items():
-            spent = {"ours": 0.0, "floor": 0.0}
-            for _ in range(steps):
-                for side, step in (("ours", ours), ("floor", floor)):
+        for name, sides in prepared.items():
+            spent = {side: 0.0 for side in sides}
+            for i in range(steps):
+                # the checked and unchecked steps swap places every other step (a step's time
+                # depends a little on the step before it)
+                order = ["unchecked", "ours", "floor"] if i % 2 and "unchecked" in sides else list(sides)
+                for side in order:
                     start = time.perf_counter()
-                    step()
+                    sides[side]()
                     spent[side] += time.perf_counter() - start
             for side in spent:
                 results[name][side].append(spent[side] / steps)
@@ -438,6 +495,9 @@ def run(features=784, hidden=512, z_dim=20, batch_size=128, repeats=7, steps=5, 
         res.update(ratio_median=med, ratio_q1=q1, ratio_q3=q3,
                    samples_per_s=batch_size / statistics.median(res["ours"]),
                    floor_samples_per_s=batch_size / statistics.median(res["floor"]))
+        if "unchecked" in res:  # what a step after the first pays for the contract checks
+            q1, med, q3 = quartiles([o / u for o, u in zip(res["ours"], res["unchecked"])])
+            res.update(check_ratio_median=med, check_ratio_q1=q1, check_ratio_q3=q3)
     config = dict(features=features, hidden=hidden, z_dim=z_dim, batch_size=batch_size, repeats=repeats,
                   steps=steps, device=str(device), threads=torch.get_num_threads(),
                   validation=is_validation_enabled(), torch=torch.__version__, pyro=pyro.__version__)
@@ -451,12 +511,16 @@ def markdown(report: Dict) -> str:
              f"{'on' if c['validation'] else 'off'}; {c['repeats']} interleaved repeats of {c['steps']} "
              f"alternating steps.", "",
              "| case | pyro_mm samples/s | floor samples/s | ratio (median) | IQR | value gap | gradient gap | "
-             "peak MiB (pyro_mm / floor) |",
-             "|---|---:|---:|---:|---|---:|---:|---:|"]
+             "peak MiB (pyro_mm / floor) | checked / unchecked (median, IQR) | check once (ms) | "
+             "warm check (µs / step) |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
     for name, r in report["cases"].items():
+        checked = (f"{r['check_ratio_median']:.3f} ({r['check_ratio_q1']:.3f}–{r['check_ratio_q3']:.3f}) | "
+                   f"{r['check_ms']:.1f} | {r['warm_check_us']:.1f}"
+                   if "check_ratio_median" in r else "— | — | —")
         lines.append(f"| {name} | {r['samples_per_s']:.0f} | {r['floor_samples_per_s']:.0f} | {r['ratio_median']:.2f} | "
                      f"{r['ratio_q1']:.2f}–{r['ratio_q3']:.2f} | {r['value_gap']:.1e} | {r['grad_gap']:.1e} | "
-                     f"{r['peak_mib']:.0f} / {r['floor_peak_mib']:.0f} |")
+                     f"{r['peak_mib']:.0f} / {r['floor_peak_mib']:.0f} | {checked} |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,11 @@ Two posterior families:
   reference's softmax scales, with s the encoder's positive output, η = 10⁻⁶), and r_m with
   scales D_w · softmax(ℓ_m) + η, ℓ_m learned (initially zero: unit scales);
 * ``"normal"``: Normal experts with the encoder's scales, and r_m with scales exp(ℓ_m).
+
+The logits ℓ_m are parameters of this :class:`~pyro.nn.PyroModule`, registered with Pyro's param
+store at every call of the guide: plain :class:`pyro.infer.SVI` trains them as it trains the
+encoders. They start at the prior and need no data (:func:`pyro_mm.infer.initialise` sets nothing
+here).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import nn
 
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.distributions import PrivatePosterior, SubsetMixture, latent_family
+from pyro_mm.infer.contract import ContractError
 from pyro_mm.modality import check_modalities, private_site
 from pyro_mm.subsets import singletons
 
@@ -72,8 +78,11 @@ class PrivateLatentGuide(ExpertsGuide):
         loc, scale, observed = super().experts(batch)
         size = self.z_dim + self.private_dim
         if loc.shape[-1] != size:
-            raise ValueError(f"the encoders must return (loc, scale) of size z_dim + private_dim = {size}, "
-                             f"got {loc.shape[-1]}")
+            raise ContractError(
+                f"the encoders of {list(self.names)} return loc and scale of shape {list(loc[:, 0].shape)}; "
+                f"{type(self).__name__} needs [batch, z_dim + private_dim] = [{loc.shape[0]}, {size}] "
+                f"(z_dim {self.z_dim}, private_dim {self.private_dim})"
+            )
         z_loc, w_loc = loc.split([self.z_dim, self.private_dim], -1)
         z_scale, w_scale = scale.split([self.z_dim, self.private_dim], -1)
         if self.family == "laplace":

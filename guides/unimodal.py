@@ -9,7 +9,9 @@ from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 
 from pyro_mm.batch import check_batch
-from pyro_mm.modality import Modality, apply_flat, check_scale, network_dtype
+from pyro_mm.modality import Modality, check_scale, network_dtype
+
+from .experts import run_encoder
 
 __all__ = ["UnimodalGuide"]
 
@@ -26,7 +28,7 @@ class UnimodalGuide(PyroModule):
     def posterior(self, batch) -> dist.Distribution:
         check_batch(batch, (self.modality.name,), type(self).__name__)
         self.modality.check_input(batch[self.modality.name], network_dtype(self.modality.encoder))
-        loc, scale = apply_flat(self.encoder, batch[self.modality.name], self.modality.event_dim)
+        loc, scale = run_encoder(self.modality, self.encoder, batch[self.modality.name])
         if is_validation_enabled():
             check_scale(self.modality.name, scale)
         return dist.Normal(loc, scale).to_event(1)

@@ -12,9 +12,11 @@ so that :class:`~pyro_mm.infer.TraceMEME_ELBO` can evaluate those conditional pr
 :class:`~pyro_mm.protocols.ConditionalPriorModel`). The pseudo-samples are ``nn.Parameter`` s of
 the model: SVI and ``ELBOModule`` optimise them. They are stored unconstrained: images through a
 sigmoid, tokens as logits whose softmax ("soft tokens") the token encoder reads. Before training
-they are set from real data once (:meth:`MutualSupervisionModel.initialise`, a
-:class:`~pyro_mm.protocols.DataInitialised`: the trainer calls it); whether that happened is part of
-the model's saved state, so a resumed or reloaded model is never initialised again.
+they are set from real data once, in place (:meth:`MutualSupervisionModel.initialise`, a
+:class:`~pyro_mm.protocols.DataInitialised`): under plain :class:`pyro.infer.SVI` call
+:func:`pyro_mm.infer.initialise` ``(model, guide, data)`` before the first step (the trainer makes
+the same call). Whether that happened is part of the model's saved state, so a resumed or reloaded
+model is never initialised again.
 
 Reference: Joy, Shi, Torr, van de Meent, Siddharth, *Learning Multimodal VAEs through Mutual
 Supervision*, ICLR 2022.
@@ -45,8 +47,16 @@ class PseudoSamples(PyroModule):
         return getattr(self, name)
 
     def set(self, name: str, value: torch.Tensor) -> None:
-        """Replace (or create) the parameter of ``name``."""
-        setattr(self, name, nn.Parameter(value))
+        """Set the parameter of ``name`` to ``value``: in place when it exists with the same shape,
+        dtype and device (the tensor keeps its identity, so a registration with Pyro's param store
+        or an optimiser's state stays valid), else as a new parameter."""
+        current = self._parameters.get(name)
+        if current is not None and (current.shape, current.dtype, current.device) == \
+                (value.shape, value.dtype, value.device):
+            with torch.no_grad():
+                current.copy_(value)
+        else:
+            setattr(self, name, nn.Parameter(value))
 
     def items(self):
         return self._parameters.items()
@@ -61,8 +71,8 @@ class MutualSupervisionModel(SharedLatentModel):
         and, as conditional priors, their encoders.
     :param int z_dim: latent size.
     :param pseudo_samples: either the number N of pseudo-samples per modality (initialised from
-        uniform noise in the data's range — better: call :meth:`init_pseudo_samples` with real
-        data) or a mapping modality name -> initial data ``[N, *event_shape]``.
+        uniform noise in the data's range — better: call :func:`pyro_mm.infer.initialise` with
+        real data before training) or a mapping modality name -> initial data ``[N, *event_shape]``.
     """
 
     def __init__(self, modalities: Sequence[Modality], z_dim: int,

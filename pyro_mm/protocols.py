@@ -17,8 +17,9 @@ protocol                       what it provides                                r
 :class:`ExpertGuide`           the per-modality experts ``(loc, scale, mask)``  relatedness metric
 :class:`ConditionalPriorModel` modality names and the conditional-prior         :class:`~pyro_mm.infer.
                                encoder at learnable pseudo-samples              TraceMEME_ELBO`
-:class:`DataInitialised`       ``initialise(data)``: set parameters from the   trainer (once, before the
-                               training data (MEME's pseudo-samples)           first step)
+:class:`DataInitialised`       ``initialise(data)``: set parameters from the   :func:`pyro_mm.infer.
+                               training data (MEME's pseudo-samples)           initialise` (once, before
+                                                                               the first step)
 =============================  ==============================================  ==========================
 """
 
@@ -83,7 +84,9 @@ class ConditionalPriorModel(Protocol):
 @runtime_checkable
 class DataInitialised(Protocol):
     """A module that sets some parameters from the training data before the first step, once:
-    ``initialise(data)`` does it unless :attr:`initialised` (part of the module's saved state)."""
+    ``initialise(data)`` does it unless :attr:`initialised` (part of the module's saved state).
+    :func:`pyro_mm.infer.initialise` calls it for every such module of a model and a guide (with
+    the first ``initialisation_size`` samples, if the module has that attribute)."""
 
     initialised: bool
 

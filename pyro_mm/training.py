@@ -51,7 +51,7 @@ from .checkpoint import (
     restore_rng,
 )
 from .precision import check_precision, float32_precision
-from .protocols import DataInitialised
+from .infer.initialisation import initialise
 
 __all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES", "Terminated",
            "exit_status", "raise_on_signal", "StopSignals", "DiskSpaceWarning", "checkpoint_size"]
@@ -114,14 +114,11 @@ class Objective(nn.Module):
         return batch.to(device=device, dtype=dtype)
 
     def initialise(self, data) -> None:
-        """Before the first step: every :class:`~pyro_mm.protocols.DataInitialised` submodule sets
-        itself from a batch of the training data, once (the first ``initialisation_size`` samples
-        of a fixed shuffle)."""
-        for module in self.modules():
-            if module is not self and isinstance(module, DataInitialised) and not module.initialised:
-                size = getattr(module, "initialisation_size", 512)
-                first = next(iter(batches(data, size, torch.Generator().manual_seed(0))))
-                module.initialise(self.to_model(first))
+        """Before the first step: every :class:`~pyro_mm.protocols.DataInitialised` module of the
+        model and the guide sets itself from the training data, once (the first
+        ``initialisation_size`` samples of a fixed shuffle) — the public call a plain
+        ``pyro.infer.SVI`` user makes, :func:`pyro_mm.infer.initialise`."""
+        initialise(self.model, self.guide, data)
 
     def description(self) -> Dict:
         """What must agree between this object and a checkpoint it resumes (default: the class)."""

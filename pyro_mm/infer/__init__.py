@@ -1,7 +1,12 @@
 """Objectives of pyro_mm, one per file, each a :class:`pyro.infer.Trace_ELBO`: the traces of a step
 under particle and strata plates (:class:`StratifiedObjective`), the importance-weighted bounds
-built from their log-weights (:class:`StratifiedELBO` and its subclasses) and MEME."""
+built from their log-weights (:class:`StratifiedELBO` and its subclasses) and MEME. Each checks the
+contract of the model and guide it is given on its first step (:class:`ContractError`); under plain
+:class:`pyro.infer.SVI`, :func:`initialise` sets the parameters that start from data (MEME's
+pseudo-samples) before the first step, and every objective's module docstring shows an example."""
 
+from .contract import ContractCheck, ContractError
+from .initialisation import initialise
 from .selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
 from .stratified_elbo import LogWeights, StratifiedELBO
 from .stratified_objective import StratifiedObjective, StratifiedTraces
@@ -12,6 +17,8 @@ from .trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
 from .trace_mvae_elbo import TraceMVAE_ELBO
 
 __all__ = [
+    "ContractCheck",
+    "ContractError",
     "LogWeights",
     "SelectiveDecodeMessenger",
     "StratifiedELBO",
@@ -22,5 +29,6 @@ __all__ = [
     "TraceMMVAEPlus_ELBO",
     "TraceMixture_ELBO",
     "TraceMVAE_ELBO",
+    "initialise",
     "observed_rows",
 ]

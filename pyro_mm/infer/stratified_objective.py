@@ -49,6 +49,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 
 from ..distributions import ExpertPosterior, StratifiedPosterior
+from .contract import ContractCheck
 from .selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
 from .stratify_messenger import StratifyMessenger
 
@@ -110,6 +111,9 @@ class StratifiedObjective(Trace_ELBO):
         #: the terms of the bound at the last evaluation, name -> detached scalar tensor (a mean per
         #: sample), for loggers; filled by the subclasses
         self.last_terms: Dict[str, torch.Tensor] = {}
+        #: the contract checks, run on the first evaluation of every (model, guide, batch layout)
+        #: (:mod:`pyro_mm.infer.contract`; ``contract.enabled = False`` turns them off)
+        self.contract = ContractCheck()
 
     # --- what subclasses decide: the strata and where the model decodes ------------------------
     def strata(self, posterior: ExpertPosterior) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
@@ -164,7 +168,9 @@ class StratifiedObjective(Trace_ELBO):
 
     def traces(self, model, guide, *args, **kwargs) -> StratifiedTraces:
         """Run the guide under the particle plate and the stratifier, then the model replayed
-        against it under the particle and strata plates, decoding selectively."""
+        against it under the particle and strata plates, decoding selectively. On the first call for
+        a model, guide and batch layout, the contract checks run first (:attr:`contract`)."""
+        self.contract(type(self).__name__, model, guide, args, kwargs)
         stratifier = StratifyMessenger(self.strata, dim=STRATA_DIM)
 
         def stratified_guide(*args, **kwargs):

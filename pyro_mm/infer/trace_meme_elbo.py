@@ -68,6 +68,34 @@ The model is any :class:`~pyro_mm.protocols.ConditionalPriorModel` (its modality
 :class:`~pyro_mm.models.MutualSupervisionModel`; the guide's shared site a posterior of the
 unimodal experts (:class:`~pyro_mm.guides.MutualSupervisionGuide`). When no sample of a batch is
 unpaired and the mask lies on the CPU, the pseudo-sample priors are not evaluated at all.
+
+The pseudo-samples are parameters of the model (a :class:`pyro.nn.PyroModule`): SVI trains them
+whenever the prior of an unpaired sample reads them. Before training, set them from real data with
+:func:`~pyro_mm.infer.initialise` (else they stay uniform noise).
+
+Example — plain :class:`pyro.infer.SVI`, each modality missing for about a quarter of the samples::
+
+    import pyro, torch
+    from pyro.infer import SVI
+    from pyro_mm.batch import MultimodalBatch
+    from pyro_mm.guides import MutualSupervisionGuide
+    from pyro_mm.infer import TraceMEME_ELBO, initialise
+    from pyro_mm.modality import Modality
+    from pyro_mm.models import MutualSupervisionModel
+    from pyro_mm.nets import MLPDecoder, MLPEncoder
+
+    mods = [Modality(n, (8,), MLPEncoder((8,), 4, (16,)), MLPDecoder(4, (8,), (16,)), "bernoulli")
+            for n in ("image", "sound")]
+    model = MutualSupervisionModel(mods, z_dim=4, pseudo_samples=16)
+    guide = MutualSupervisionGuide(mods)
+    mask = torch.rand(64, 2) > 0.25
+    mask[~mask.any(-1), 0] = True  # every sample observes something
+    batch = MultimodalBatch({n: torch.rand(64, 8).round() for n in ("image", "sound")}, mask)
+    assert initialise(model, guide, batch) == ["model"]  # pseudo-samples <- 16 observed entries each
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), loss=TraceMEME_ELBO(num_particles=3))
+    before = model.pseudo.sound.detach().clone()
+    losses = [svi.step(batch) for _ in range(3)]
+    assert not torch.equal(model.pseudo.sound, before)  # the pseudo-samples train under SVI
 """
 
 from __future__ import annotations
@@ -80,6 +108,7 @@ from pyro.distributions.util import scale_and_mask
 
 from ..distributions import normal_kl, normal_log_prob, product_of_experts
 from ..protocols import ConditionalPriorModel
+from .contract import ContractError
 from .stratified_elbo import check_beta
 from .stratified_objective import StratifiedObjective, StratifiedTraces
 
@@ -91,6 +120,19 @@ PRESETS = {
     "paper": dict(classifier_weight=1.0, combine="mean", num_particles=10, rao_blackwell=False),
     "reference": dict(classifier_weight=10.0, combine="sum", num_particles=10, rao_blackwell=False),
 }
+
+
+def _observed_site(trace, name: str):
+    """The model's observed site of modality ``name``, or a :class:`ContractError` naming it."""
+    site = trace.nodes.get(name)
+    if site is None or site["type"] != "sample" or not site["is_observed"]:
+        observed = [n for n, s in trace.nodes.items() if s["type"] == "sample" and s["is_observed"]]
+        raise ContractError(
+            f"TraceMEME_ELBO finds no observed model site named after modality {name!r} (the model's observed "
+            f"sites: {observed}); name each modality's likelihood site after it: "
+            f"pyro.sample({name!r}, ..., obs=batch[{name!r}])"
+        )
+    return site
 
 
 class TraceMEME_ELBO(StratifiedObjective):
@@ -179,7 +221,7 @@ class TraceMEME_ELBO(StratifiedObjective):
         names, observed = source.names, source.observed  # [B, M]
         M = len(names)
         # log p(x_n | z_{k,m,b}) for every modality n, zero where x_n is missing: [K+1, M, B] each
-        loglik = torch.stack([model_trace.nodes[n]["log_prob"].expand(z.shape[:-1]) for n in names])
+        loglik = torch.stack([_observed_site(model_trace, n)["log_prob"].expand(z.shape[:-1]) for n in names])
         own = loglik[torch.arange(M), :, torch.arange(M)].transpose(0, 1)  # log p(x_m | z_{k,m})
         # classifier: the product of the other modalities' decoders (only observed ones count);
         # own[1:] is used (and decoded: decoded_cells) only by the Rao-Blackwellised estimator

@@ -29,6 +29,39 @@ per-datapoint IWAE bound (K = 1: the ELBO).
    in S carry information x_S cannot predict (Daunhawer et al. 2022); see
    :func:`pyro_mm.linear_gaussian.LinearGaussianModel.subsampling_gap` for the closed form.
 
+Example — plain :class:`pyro.infer.SVI`, your own Pyro model with pyro_mm's MMVAE guide, "sound"
+missing for about a third of the samples::
+
+    import pyro, torch
+    import pyro.distributions as dist
+    from pyro import poutine
+    from pyro.infer import SVI
+    from pyro_mm.batch import MultimodalBatch
+    from pyro_mm.guides import MixtureOfExpertsGuide
+    from pyro_mm.infer import TraceMixture_ELBO, initialise
+    from pyro_mm.modality import Modality, decode
+    from pyro_mm.nets import MLPDecoder, MLPEncoder
+
+    mods = [Modality(n, (8,), MLPEncoder((8,), 4, (16,)), MLPDecoder(4, (8,), (16,)), "bernoulli")
+            for n in ("image", "sound")]
+    decoders = torch.nn.ModuleDict({m.name: m.decoder for m in mods})
+
+    def model(batch):  # the contract: a data plate, one masked site per modality, named after it
+        pyro.module("decoders", decoders)
+        with pyro.plate("data", batch.batch_size, dim=-1):
+            z = pyro.sample("z", dist.Normal(torch.zeros(4), 1.0).to_event(1))
+            for m in mods:
+                with poutine.mask(mask=batch.observed(m.name)):
+                    likelihood = decode(m.name, m.decoder, z, lambda p, m=m: m.likelihood(p, m.event_dim))
+                    pyro.sample(m.name, likelihood, obs=batch[m.name])
+
+    guide = MixtureOfExpertsGuide(mods)
+    mask = torch.rand(64, 2) > torch.tensor([-1.0, 0.33])
+    batch = MultimodalBatch({n: torch.rand(64, 8).round() for n in ("image", "sound")}, mask)
+    initialise(model, guide, batch)  # nothing to set here (MEME's pseudo-samples need it)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss=TraceMixture_ELBO(num_particles=2))
+    losses = [svi.step(batch) for _ in range(3)]
+
 References:
 [1] Shi, Siddharth, Paige, Torr, NeurIPS 2019 (MMVAE).
 [2] Sutter, Daunhawer, Vogt, *Generalized Multimodal ELBO*, ICLR 2021 (MoPoE-VAE).

@@ -30,6 +30,35 @@ shared posterior extend to the private sites (:class:`~pyro_mm.infer.StratifyMes
 weight leaves out the cells drawn from r_n (:class:`~pyro_mm.infer.StratifiedELBO`). The class
 checks that the guide has those sites.
 
+The auxiliary priors r_m are parameters of the guide (a :class:`pyro.nn.PyroModule`), registered
+with Pyro's param store at every call of the guide; they start at the prior and need no data
+(:func:`~pyro_mm.infer.initialise` sets nothing for them).
+
+Example — plain :class:`pyro.infer.SVI`, "sound" missing for about a third of the samples::
+
+    import pyro, torch
+    from pyro.infer import SVI
+    from pyro_mm.batch import MultimodalBatch
+    from pyro_mm.guides import PrivateLatentGuide
+    from pyro_mm.infer import TraceMMVAEPlus_ELBO, initialise
+    from pyro_mm.modality import Modality
+    from pyro_mm.models import PrivateLatentModel
+    from pyro_mm.nets import MLPDecoder, MLPEncoder
+
+    z_dim, private_dim = 4, 2  # the networks read and write [z, w_m]: 6 entries
+    mods = [Modality(n, (8,), MLPEncoder((8,), 6, (16,)), MLPDecoder(6, (8,), (16,)), "bernoulli")
+            for n in ("image", "sound")]
+    model = PrivateLatentModel(mods, z_dim, private_dim)
+    guide = PrivateLatentGuide(mods, z_dim, private_dim)
+    mask = torch.rand(64, 2) > torch.tensor([-1.0, 0.33])
+    batch = MultimodalBatch({n: torch.rand(64, 8).round() for n in ("image", "sound")}, mask)
+    initialise(model, guide, batch)  # nothing to set: r_m starts at the prior
+    elbo = TraceMMVAEPlus_ELBO(num_particles=3, estimator="dreg")
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), loss=elbo)
+    before = guide.aux_logits["sound"].detach().clone()
+    losses = [svi.step(batch) for _ in range(3)]
+    assert not torch.equal(guide.aux_logits["sound"], before)  # r_sound trains under SVI
+
 Reference: Palumbo, Daunhawer, Vogt, *MMVAE+: Enhancing the Generative Quality of Multimodal VAEs
 without Compromises*, ICLR 2023. (The reference code's DReG hook is registered on a tensor the
 loss does not depend on, so it trains with IWAE gradients; ``estimator="dreg"`` here is the

@@ -22,6 +22,29 @@ term, {m} and the random subsets; :class:`~pyro_mm.infer.SelectiveDecodeMessenge
 :meth:`differentiable_loss` is one step; :meth:`loss` does not count). The step reached is the
 objective's training state (:meth:`TraceMVAE_ELBO.state_dict`), which a resumed training restores.
 
+Example — plain :class:`pyro.infer.SVI` with pyro_mm's model and product-of-experts guide,
+"sound" missing for about a third of the samples::
+
+    import pyro, torch
+    from pyro.infer import SVI
+    from pyro_mm.batch import MultimodalBatch
+    from pyro_mm.guides import ProductOfExpertsGuide
+    from pyro_mm.infer import TraceMVAE_ELBO, initialise
+    from pyro_mm.modality import Modality
+    from pyro_mm.models import SharedLatentModel
+    from pyro_mm.nets import MLPDecoder, MLPEncoder
+
+    mods = [Modality(n, (8,), MLPEncoder((8,), 4, (16,)), MLPDecoder(4, (8,), (16,)), "bernoulli")
+            for n in ("image", "sound")]
+    model, guide = SharedLatentModel(mods, z_dim=4), ProductOfExpertsGuide(mods)
+    mask = torch.rand(64, 2) > torch.tensor([-1.0, 0.33])
+    batch = MultimodalBatch({n: torch.rand(64, 8).round() for n in ("image", "sound")}, mask)
+    initialise(model, guide, batch)  # nothing to set here (MEME's pseudo-samples need it)
+    elbo = TraceMVAE_ELBO(num_random_subsets=1, annealing_steps=100)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss=elbo)
+    losses = [svi.step(batch) for _ in range(3)]
+    assert elbo.state_dict() == {"step": 3}  # the KL annealing's position
+
 Reference: Wu & Goodman, *Multimodal Generative Models for Scalable Weakly-Supervised Learning*,
 NeurIPS 2018.
 """
