@@ -199,10 +199,11 @@ def run_main_job(config: MainJobConfig) -> Dict:
     timing = {"total_seconds": round(total, 1), "training_seconds": round(train_seconds, 1),
               "evaluation_seconds": round(time.time() - evaluation_start, 1),
               "ms_per_step_measured_before": round(per_step * 1000, 1),
+              "ms_per_step": round(train_seconds / max(len(losses), 1) * 1000, 1),
               **provenance(), "matmul_precision": config.matmul_precision}
     (out / "timing.json").write_text(json.dumps(timing, indent=2))
     print()
     print(table)
-    print(f"\nwrote {report} and figures to {out}/ ({total / 60:.1f} min in all: training {train_seconds / 60:.1f}, "
-          f"evaluation {timing['evaluation_seconds'] / 60:.1f})")
+    print(f"\nwrote {report} and figures to {out}/ ({total / 60:.1f} min in all: training {train_seconds / 60:.1f} at "
+          f"{timing['ms_per_step']:.0f} ms per step, evaluation {timing['evaluation_seconds'] / 60:.1f})")
     return results
