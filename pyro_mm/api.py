@@ -1,8 +1,8 @@
 """pyro_mm's user-facing API in one import.
 
-* the methods, one user class per objective (:mod:`pyro_mm.methods`): :class:`UnimodalVAE`,
-  :class:`MVAE`, :class:`MMVAE`, :class:`MoPoE`, :class:`MEME`, :class:`MMVAEPlus`; their base
-  :class:`~pyro_mm.method.MultimodalVAE` and the registry :data:`METHODS`;
+* the methods, one user class per objective: every class of the registry :data:`METHODS`, under
+  its class name (:mod:`pyro_mm.methods` lists them: ``UnimodalVAE``, ``MVAE``, ``MEME`` ...), and
+  their base :class:`~pyro_mm.method.MultimodalVAE`;
 * :func:`load_model` for any saved model, :func:`default_modalities` for a data set's networks;
 * the data containers :class:`~pyro_mm.batch.MultimodalBatch` and :class:`~pyro_mm.modality.Modality`
   (whose docs list every likelihood: Bernoulli, Normal, Laplace, ``Categorical(K)`` for labels and
@@ -19,8 +19,11 @@ which stay usable on their own with ``pyro.infer.SVI``.
 from .batch import MultimodalBatch
 from .defaults import default_modalities
 from .method import METHODS, MultimodalVAE, method_class
-from .methods import MEME, MMVAE, MVAE, MMVAEPlus, MoPoE, UnimodalVAE, load_model
+from .methods import load_model
 from .modality import Modality
 
-__all__ = ["METHODS", "MultimodalVAE", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME", "MMVAEPlus", "load_model",
-           "method_class", "default_modalities", "MultimodalBatch", "Modality"]
+#: every registered method's user class, under its class name (``from pyro_mm.api import MEME``)
+globals().update({cls.__name__: cls for cls in METHODS.values()})
+
+__all__ = ["METHODS", "MultimodalVAE", *(cls.__name__ for cls in METHODS.values()), "load_model", "method_class",
+           "default_modalities", "MultimodalBatch", "Modality"]

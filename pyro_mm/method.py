@@ -6,8 +6,10 @@ its options (:class:`Option`: name, type, default, help) and builds its Pyro mod
 from modalities, a latent size and those options (:meth:`MultimodalVAE.build`). Everything that
 needs the list of methods reads :data:`METHODS` (filled by importing :mod:`pyro_mm.methods`):
 loading a saved model (:func:`pyro_mm.methods.load_model`),
-``pyro-mm train``'s options, the linear-Gaussian demo, the benchmarks and the tests. The entries
-themselves live in :mod:`pyro_mm.methods`.
+``pyro-mm train``'s options, the command line's description, the user API (:mod:`pyro_mm.api`), the
+README's method table and ``docs/cli.md`` (both written by ``python scripts/generate_docs.py``), the
+benchmarks and the tests. The entries themselves live in :mod:`pyro_mm.methods`. The experiments
+alone name the methods they compare, so that a new method changes no experiment's grid.
 
 A :class:`MultimodalVAE` is a :class:`~pyro_mm.training.Objective` (model, guide and ELBO as one
 module, trained by :class:`~pyro_mm.training.Trainer`) with, following ``pyro.contrib.cevae``,
@@ -184,6 +186,8 @@ class MultimodalVAE(Objective):
     method: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: the name the documentation gives the method ("MoPoE-VAE"; default: the class's own name)
+    title: ClassVar[str] = ""
     #: the method's options
     options: ClassVar[Tuple[Option, ...]] = ()
     #: whether the method models some of the modalities it is given (:meth:`modalities_for`)
@@ -204,6 +208,8 @@ class MultimodalVAE(Objective):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("title"):
+            cls.title = cls.__name__
         names = [o.name for o in cls.options]
         if len(set(names)) != len(names):
             raise TypeError(f"{cls.__name__} declares an option twice: {names}")

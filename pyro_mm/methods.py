@@ -1,19 +1,13 @@
 """The registered methods: one user class per objective, each declared once.
 
-======================  =========  =====================================  ===================================
-class                   method     guide                                  objective
-======================  =========  =====================================  ===================================
-:class:`UnimodalVAE`    unimodal   :class:`UnimodalGuide`                 ELBO (IWAE with K > 1)
-:class:`MVAE`           mvae       :class:`ProductOfExpertsGuide`         :class:`TraceMVAE_ELBO`
-:class:`MMVAE`          mmvae      :class:`MixtureOfExpertsGuide`         :class:`TraceMixture_ELBO` (mixture)
-:class:`MoPoE`          mopoe      :class:`MixtureOfProductsGuide`        :class:`TraceMixture_ELBO` (subset)
-:class:`MEME`           meme       :class:`MutualSupervisionGuide`        :class:`TraceMEME_ELBO`
-:class:`MMVAEPlus`      mmvae+     :class:`PrivateLatentGuide`            :class:`TraceMMVAEPlus_ELBO`
-======================  =========  =====================================  ===================================
+Adding a method is one class here (``method``, ``title``, ``reference``, ``summary``, ``options``
+and ``build``) decorated with :func:`~pyro_mm.method.register`, beside its model, guide and
+objective files (``docs/extending.md``). Everything else that lists the methods reads
+:data:`METHODS`: the list below, :mod:`pyro_mm.api`, ``pyro-mm train``, and the README's method
+table with each method's model, guide and objective (``python scripts/generate_docs.py``).
 
-Adding a method is one class here (``method``, ``reference``, ``summary``, ``options`` and
-``build``) decorated with :func:`~pyro_mm.method.register`, beside its model, guide and objective
-files (``docs/extending.md``).
+The registered methods:
+
 """
 
 from __future__ import annotations
@@ -37,7 +31,6 @@ from .models.private_latent import PrivateLatentModel
 from .models.shared_latent import SharedLatentModel
 from .subsets import power_set, singletons
 
-__all__ = ["METHODS", "UnimodalVAE", "MVAE", "MMVAE", "MoPoE", "MEME", "MMVAEPlus", "load_model"]
 
 #: options several methods share
 BETA = real("beta", 1.0, "β, the weight of the latent terms (KL) in the objective; 1 is the bound itself")
@@ -59,6 +52,7 @@ class UnimodalVAE(MultimodalVAE):
     """A VAE on one modality of a multimodal data set (the baseline of the generative-quality gap)."""
 
     method = "unimodal"
+    title = "unimodal VAE"
     reference = "Kingma & Welling, ICLR 2014"
     summary = "one modality's VAE (IWAE with K > 1): the baseline of the generative-quality gap"
     options = (Option("modality", None, "the modality modelled (default: the first)", _modality_name, str, "NAME"),
@@ -82,6 +76,7 @@ class MVAE(MultimodalVAE):
     """Product of experts with the MVAE sub-sampled objective."""
 
     method = "mvae"
+    title = "MVAE"
     reference = "Wu & Goodman, NeurIPS 2018"
     summary = "product of experts; joint, unimodal and random-subset ELBOs"
     options = (integer("num_random_subsets", 0, "k random subsets per sample per step, beside the joint and "
@@ -98,6 +93,7 @@ class MMVAE(MultimodalVAE):
     """Mixture of experts with the stratified IWAE ("looser") bound."""
 
     method = "mmvae"
+    title = "MMVAE"
     reference = "Shi, Siddharth, Paige & Torr, NeurIPS 2019"
     summary = "mixture of experts; stratified IWAE bound with the mixture density, DReG"
     options = (PARTICLES(10), ESTIMATOR("dreg"), SUBSETS, BETA)
@@ -113,6 +109,7 @@ class MoPoE(MultimodalVAE):
     """Mixture of products of experts with the (sub-sampled) mixture bound."""
 
     method = "mopoe"
+    title = "MoPoE-VAE"
     reference = "Sutter, Daunhawer & Vogt, ICLR 2021"
     summary = "mixture over every subset's product of experts; sub-sampled mixture bound"
     options = (SUBSETS, PARTICLES(1), ESTIMATOR("iwae"), BETA)
@@ -132,6 +129,7 @@ class MEME(MultimodalVAE):
     given overrides the preset's (:class:`~pyro_mm.infer.TraceMEME_ELBO`)."""
 
     method = "meme"
+    title = "MEME"
     reference = "Joy, Shi, Torr, van de Meent & Siddharth, ICLR 2022"
     summary = "each modality's encoder is the other's conditional prior; pseudo-sample priors when one is missing"
     #: N, pseudo-samples per modality, of each preset
@@ -166,6 +164,7 @@ class MMVAEPlus(MultimodalVAE):
     auxiliary prior; stratified IWAE bound, DReG."""
 
     method = "mmvae+"
+    title = "MMVAE+"
     reference = "Palumbo, Daunhawer & Vogt, ICLR 2023"
     summary = "MMVAE with modality-private latents and learned auxiliary priors for cross-modal generation"
     options = (integer("private_dim", 8, "size of every modality's private latent w_m (0: MMVAE)"),
@@ -191,3 +190,10 @@ def load_model(path, map_location="cpu") -> "MultimodalVAE":
         raise ValueError(f"{path} holds a model of class {payload.get('class')!r}, which no registered method has "
                          f"(registered: {[c.__name__ for c in METHODS.values()]})")
     return cls._from_payload(payload, path)
+
+
+#: every registered user class defined here, and the registry
+__all__ = ["METHODS", *(cls.__name__ for cls in METHODS.values() if cls.__module__ == __name__), "load_model"]
+if __doc__:  # (None under python -OO)
+    __doc__ += "\n".join(f"* :class:`{cls.__name__}` (``{name}``, {cls.title}; {cls.reference}): {cls.summary}"
+                         for name, cls in METHODS.items()) + "\n"

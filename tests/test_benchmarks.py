@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-CASES = ["unimodal", "mvae", "mmvae K=1", "mmvae K=10 dreg", "mopoe all subsets", "mopoe num_subsets=1",
-         "meme K=10 mixed", "meme K=10 paired", "mmvae+ K=10 dreg", "unimodal, Pyro Trace_ELBO",
-         "unimodal, Pyro JitTrace_ELBO"]
 
 
 def _load(name):
@@ -25,6 +22,11 @@ def _load(name):
         return module
     finally:
         sys.path.remove(str(BENCHMARKS))
+
+
+#: the step-overhead harness's cases, read from it (one or more per registered method: a method
+#: without one fails test_every_registered_method_has_a_step_overhead_case)
+CASES = list(_load("step_overhead").cases(features=12, hidden=8, z_dim=3))
 
 
 def _run(script, out):
@@ -54,7 +56,6 @@ def test_every_registered_method_has_a_step_overhead_case():
 
     bench = _load("step_overhead")
     cases = bench.cases(features=12, hidden=8, z_dim=3)
-    assert list(cases) == CASES
     covered = {case["method"] for case in cases.values()}
     assert set(METHODS) <= covered, f"methods without a step-overhead case: {sorted(set(METHODS) - covered)}"
     assert covered <= set(METHODS), sorted(covered - set(METHODS))

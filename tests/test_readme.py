@@ -40,7 +40,7 @@ def test_the_readme_result_tables_equal_the_committed_tables():
     text = README.read_text()
     assert {b.path for b in tables.blocks(text)} >= {"docs/results/linear-gaussian.md",
                                                      "docs/results/meme-table/table.md"}
-    assert tables.stale(text) == [], "run python scripts/readme_tables.py and commit README.md"
+    assert tables.stale(text) == [], "run python scripts/generate_docs.py and commit README.md"
 
 
 def test_a_table_edited_by_hand_or_left_behind_is_caught(tmp_path):

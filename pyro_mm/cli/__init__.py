@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import List, Optional
 
 from .. import __version__
+from ..methods import METHODS
 from ..training import exit_status, raise_on_signal
 from . import common, data, evaluate, main_job, reproduce, sample, train
 
@@ -40,8 +41,8 @@ USER_ERRORS = (common.CommandError, ValueError, TypeError, KeyError, OSError, Im
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyro-mm",
-        description="Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MEME, MMVAE+) as Pyro models, guides and ELBOs. "
-        "Every command has its own --help.",
+        description="Multimodal VAEs as Pyro models, guides and ELBOs; the methods (train --method): "
+        f"{', '.join(METHODS)}. Every command has its own --help.",
         formatter_class=common.Formatter,
         epilog="examples:\n"
         "  pyro-mm main                                     # the main job: MEME on MNIST-SynDigits\n"

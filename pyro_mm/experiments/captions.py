@@ -2,9 +2,9 @@
 
 Captioned digits pair a coloured digit image with an English caption (token sequence, categorical
 likelihood) that names the digit and describes its style in varied wording: each side carries
-variation the other does not. Every multimodal method of the registry — the same networks
+variation the other does not. MVAE, MMVAE, MoPoE-VAE, MEME and MMVAE+ — the same networks
 (convolutional image encoder, MLP image decoder, convolutional text encoder, MLP text decoder),
-latent size, batch, learning rate and steps — is trained with every pair observed and with half of
+latent size, batch, learning rate and steps — are trained with every pair observed and with half of
 the pairs broken (the unpaired samples keep the image or the caption). Measured on complete test
 pairs: cross coherence both ways (the caption generated from the image judged by a text
 classifier, the image generated from the caption by an image classifier) and the mean of the first
@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
-from ..methods import METHODS
 from .experiment import Experiment
 from .grid import Cell
 from .measures import cca, coherence
@@ -27,6 +26,8 @@ from .report import FRACTION_SPAN, Panel, accuracy_panel, line_figure, markdown_
 __all__ = ["Captions"]
 
 DATASET = "captioned-digits"
+#: the methods compared, named here: a method added to the registry changes no grid
+METHODS = ("mvae", "mmvae", "mopoe", "meme", "mmvae+")
 SETTINGS = ((1.0, "paired"), (0.5, "alternate"))
 #: the measures of a cell's result, by their names in the tables
 METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
@@ -43,7 +44,7 @@ class Captions(Experiment):
     test_samples = 1000
 
     def methods(self) -> List[str]:
-        return [m for m in METHODS if m != "unimodal"]
+        return list(METHODS)
 
     def describe(self, quick: bool, seeds: int) -> str:
         steps = self.quick_steps if quick else self.full_steps

@@ -27,12 +27,12 @@ draws,
         - \\mathrm{KL}(q(z|s)\\,\\|\\,q(z|t)) + \\lambda \\log \\hat q(t|s),
     \\qquad \\hat w_k = \\mathrm{sg}\\Big(\\frac{p_\\theta(t|z_k)}{\\sum_j p_\\theta(t|z_j)}\\Big) = \\frac{w_k}{K+1},
 
-with the same expectation and expected gradient and never more variance. On images the single
-weight w is degenerate — the draws' log-likelihoods differ by tens of nats, so on MNIST–SynDigits
-three quarters or more of the paired samples get w < 0.05 and the rest w ≈ K + 1 — and a paired
-sample's reconstruction and KL are trained about once in K + 1 steps; Rao–Blackwellised, the KL
-enters with weight exactly one and every paired sample's reconstruction is trained. Because
-∇ log q̂ = Σ_k ŵ_k ∇ log p_θ(t|z_k), the classifier's net gradient is
+with the same expectation and expected gradient and never more variance. Where the draws'
+likelihoods p_θ(t|z_k) differ by orders of magnitude (images), one draw dominates q̂: w ≈ K + 1 when
+it is the main sample and w ≈ 0 otherwise, so a paired sample's reconstruction and KL are trained
+about once in K + 1 steps; Rao–Blackwellised, the KL enters with weight exactly one and every
+paired sample's reconstruction is trained (measured on MNIST–SynDigits: ``docs/main_job.md``).
+Because ∇ log q̂ = Σ_k ŵ_k ∇ log p_θ(t|z_k), the classifier's net gradient is
 (λ − 1) Σ_k ŵ_k ∇ log p_θ(t|z_k): exactly zero at λ = 1 (the paper's estimator cancels it only in
 expectation), so there the classifier's decoders run outside autograd (:meth:`zero_gradient_cells`).
 The price: the own likelihood is decoded at all K + 1 draws instead of one.

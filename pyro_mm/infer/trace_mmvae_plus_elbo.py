@@ -60,9 +60,7 @@ Example — plain :class:`pyro.infer.SVI`, "sound" missing for about a third of 
     assert not torch.equal(guide.aux_logits["sound"], before)  # r_sound trains under SVI
 
 Reference: Palumbo, Daunhawer, Vogt, *MMVAE+: Enhancing the Generative Quality of Multimodal VAEs
-without Compromises*, ICLR 2023. (The reference code's DReG hook is registered on a tensor the
-loss does not depend on, so it trains with IWAE gradients; ``estimator="dreg"`` here is the
-doubly reparameterised estimator over z and w_m.)
+without Compromises*, ICLR 2023.
 """
 
 from __future__ import annotations
@@ -80,7 +78,7 @@ class TraceMMVAEPlus_ELBO(TraceMixture_ELBO):
     """MMVAE+'s stratified bound, per datapoint.
 
     :param int num_particles: K particles per stratum.
-    :param str estimator: ``"iwae"`` or ``"dreg"``.
+    :param str estimator: ``"iwae"`` or ``"dreg"`` (doubly reparameterised, over z and every w_m).
     :param int num_subsets: draw this many observed modalities per sample per step (``None``: all).
     :param float beta: β ≥ 0, the weight of the latent terms.
     """

@@ -14,8 +14,8 @@ posterior p(z | x_S): log (1/K) Σ_k p_θ(x_n | z_k), z_k ~ q(z | x_S).
 
 Everything runs batched over samples and particles, in chunks that bound the memory: by
 default a chunk is all K particles of a block of samples, at most :func:`chunk_rows` (particle,
-sample) rows whatever the number of samples: one call on a whole test set neither exhausts memory
-nor spends its time page-faulting giant tensors, and every sample is encoded once. The model
+sample) rows whatever the number of samples, so that one call on a whole test set takes bounded
+memory and encodes every sample once (the chunk sizes' reasons: ``docs/performance.md``). The model
 decodes and scores a modality only for the samples whose estimate reads its likelihood
 (:class:`~pyro_mm.infer.SelectiveDecodeMessenger`): the joint estimate skips the modalities a
 sample lacks, the conditional one decodes its target alone.
@@ -40,11 +40,9 @@ from pyro_mm.metrics.pareto import pareto_khat
 __all__ = ["importance_log_weights", "log_likelihood", "conditional_log_likelihood", "chunk_rows",
            "MAX_CHUNK_ROWS", "CPU_CHUNK_BYTES"]
 
-#: most (particle, sample) rows in one chunk on any device: 2^15 rows of decoder output (100 MB
-#: for 784 float32 pixels)
+#: most (particle, sample) rows in one chunk on any device
 MAX_CHUNK_ROWS = 2 ** 15
-#: on a CPU, the bytes a chunk's widest modality takes as float32 (8 MiB): the passes over the
-#: decoder outputs then run in the last-level cache instead of main memory (``docs/performance.md``)
+#: on a CPU, the most bytes a chunk's widest modality takes as float32 (``docs/performance.md``)
 CPU_CHUNK_BYTES = 2 ** 23
 
 

@@ -4,7 +4,6 @@ ELBO, its module), so a new objective brings its example in its own file or fail
 
 import sys
 import textwrap
-import time
 from typing import Optional
 
 import pytest
@@ -47,9 +46,7 @@ def test_every_registered_objective_has_a_plain_svi_example_that_runs(method):
     assert "SVI(" in code and ".step(" in code, code
     assert "initialise(" in code, "the example makes the public initialisation call"
     assert "mask" in code, "the example's data lacks a modality for some samples"
-    start = time.perf_counter()
     exec(compile(code, f"<example of {module.__name__}>", "exec"), {"__name__": "example"})
-    assert time.perf_counter() - start < 10  # ≈ 0.1-0.5 s each; generous for a busy machine
 
 
 def test_the_example_reader_finds_the_block_and_nothing_else():
