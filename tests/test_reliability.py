@@ -606,10 +606,20 @@ def test_r2_2_sigterm_during_training_saves_the_step_and_exits_143(tmp_path):
     assert saved_steps(out / "checkpoint.pt") == int(match.group(1)) >= 3
 
 
+@pytest.fixture
+def foreground_sigint():
+    """SIGINT as a foreground process has it: a shell without job control starts its background jobs
+    (a CI script's ``cmd &``) with SIGINT ignored, and the commands rightly keep an ignored signal
+    ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum,status,said", [(signal.SIGINT, 130, "interrupted by Ctrl-C"),
                                                 (signal.SIGTERM, 143, "terminated by SIGTERM")], ids=["int", "term"])
 def test_r2_2_train_reproduce_and_main_exit_alike_on_ctrl_c_and_sigterm(signum, status, said, tmp_path, monkeypatch,
-                                                                          capsys):
+                                                                          capsys, foreground_sigint):
     import pyro_mm.experiments
     import pyro_mm.main_job
 
