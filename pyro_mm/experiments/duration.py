@@ -24,7 +24,6 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ..training import seconds_per_step
 from .grid import Cell
 
 __all__ = ["Duration", "estimate_duration", "training_seconds", "evaluation_seconds"]
@@ -82,7 +81,7 @@ def training_seconds(experiment, cells: Sequence[Cell], warmup: int = 2, timed: 
         with torch.random.fork_rng():
             torch.manual_seed(0)
             vae, train = experiment.build(cell)
-            per_step = seconds_per_step(vae, train, cell.batch_size, cell.lr, warmup, timed, cell.precision)
+            per_step = experiment.seconds_per_step(vae, train, cell, warmup, timed)
         total += per_step * sum(c.steps for c in group)
     return total
 

@@ -1,7 +1,10 @@
 """What an experiment of ``pyro-mm reproduce`` is, and the pieces its cells share.
 
 An :class:`Experiment` lists its grid (:meth:`Experiment.cells`, quick or full, over seeds),
-builds a cell's method and training data (:meth:`Experiment.build`), evaluates a trained cell
+builds a cell's method and training data (:meth:`Experiment.build`), trains it
+(:meth:`Experiment.fit`, timed by :meth:`Experiment.seconds_per_step`: by default the method's own
+``fit``; an experiment may train what it built its own way, e.g. a plain :class:`pyro.infer.SVI`
+loop), evaluates a trained cell
 (:meth:`Experiment.evaluate`), names the data and judges a cell's figures depend on
 (:meth:`Experiment.fingerprint`) and writes the table and the figure of every cell's result
 (:meth:`Experiment.report`). Data sets, their content hashes, their judging classifiers and
@@ -128,6 +131,8 @@ class Experiment:
     name = ""
     title = ""
     claim = ""
+    #: the command that runs it, as its table states it (default: ``pyro-mm reproduce <name>``)
+    command = ""
     #: the attributes that say how many samples the evaluation uses (those an experiment has): the
     #: duration estimate times the evaluation on fewer samples and scales it up
     evaluation_samples = ("test_samples", "probe_samples")
@@ -151,6 +156,27 @@ class Experiment:
                                   data.get("fraction", 1.0), data.get("size"))
         vae = METHODS[cell.method].for_dataset(train, cell.z_dim, networks=cell.network_values, **cell.option_values)
         return vae, train
+
+    def fit(self, vae, train, cell: Cell, checkpoint: Path, callback) -> None:
+        """Train ``vae`` (what :meth:`build` returned) on ``train`` for ``cell.steps`` steps,
+        resuming ``checkpoint`` where the file exists and writing it from time to time; call
+        ``callback(record)`` after every step (``record.step``: the steps done, the resumed ones
+        included); leave the loss of every step in ``vae.step_losses``; raise
+        :class:`FloatingPointError` on a non-finite loss. Default: the method's
+        :meth:`~pyro_mm.method.MultimodalVAE.fit` with the cell's batch, learning rate, schedule
+        and precision."""
+        vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
+                lr_schedule=cell.lr_schedule, warmup_steps=cell.warmup_steps,
+                progress=False, callback=callback, checkpoint=checkpoint, checkpoint_every=max(cell.steps // 4, 1),
+                resume=checkpoint.is_file(), matmul_precision=cell.precision)
+
+    def seconds_per_step(self, vae, train, cell: Cell, warmup: int, timed: int) -> float:
+        """Seconds one training step of ``vae`` (what :meth:`build` returned) takes here: ``timed``
+        steps after ``warmup``, on a throw-away ``vae``, keeping the global random state. Default:
+        :func:`pyro_mm.training.seconds_per_step` with the cell's batch, learning rate and precision."""
+        from ..training import seconds_per_step
+
+        return seconds_per_step(vae, train, cell.batch_size, cell.lr, warmup, timed, cell.precision)
 
     def evaluate(self, vae, cell: Cell) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError

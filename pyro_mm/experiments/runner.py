@@ -89,7 +89,7 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
         raise ValueError(f"no finished cells of {name} in {out}" + (f" or {store.directory}" if store else "")
                          + ": nothing to tabulate")
     check_consistent(records, name)
-    command = (f"pyro-mm reproduce {name}" + (" --quick" if quick else "")
+    command = ((experiment.command or f"pyro-mm reproduce {name}") + (" --quick" if quick else "")
                + (f" --seeds {seeds}" if seeds != (1 if quick else 3) else "")
                + (f" --matmul-precision {precision}" if precision != "highest" else ""))
     return _write_table(experiment, cells, records, out, seeds, command, time.time() - start, quick, echo)

@@ -101,10 +101,7 @@ def train_cell(experiment, cell: Cell, directory: Path, threads: int, fingerprin
     start = time.perf_counter()
     diverged = None
     try:
-        vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
-                lr_schedule=cell.lr_schedule, warmup_steps=cell.warmup_steps,
-                progress=False, callback=advance, checkpoint=checkpoint, checkpoint_every=max(cell.steps // 4, 1),
-                resume=checkpoint.is_file(), matmul_precision=cell.precision)
+        experiment.fit(vae, train, cell, checkpoint, advance)
     except FloatingPointError as error:  # a non-finite loss: the cell's outcome, recorded as such
         diverged = str(error)
     training_seconds = time.perf_counter() - start
