@@ -80,6 +80,7 @@ from .checkpoint import (
     restore_rng,
 )
 from .monitor import log_cross_generation, log_step
+from .options import BATCH_SIZE, CHECKPOINT_EVERY, LR, SEED
 from .training import (
     Objective,
     Trainer,
@@ -198,7 +199,7 @@ class LightningObjective(L.LightningModule):
     :param hparams: the run's settings, logged as its hyper-parameters (``hparams.yaml``).
     """
 
-    def __init__(self, objective: Objective, lr: float = 1e-3, seed: int = 0, log_every: int = 1,
+    def __init__(self, objective: Objective, lr: float = LR.default, seed: int = SEED.default, log_every: int = 1,
                  images: Optional[MultimodalBatch] = None, images_every: int = 0, hparams: Optional[dict] = None):
         super().__init__()
         if not isinstance(objective, Objective):
@@ -516,14 +517,14 @@ def _distributed_failure(error: BaseException) -> bool:
 
 
 # --- fitting ------------------------------------------------------------------------------------------
-def fit_lightning(objective: Objective, data, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-                  epochs: Optional[int] = None, steps: Optional[int] = None, accelerator: str = "auto",
-                  devices="auto", strategy: str = "auto", num_nodes: int = 1, precision: str = "32-true",
-                  loggers: Sequence = (), log_every: int = 1, images: Optional[MultimodalBatch] = None,
-                  images_every: int = 0, progress: bool = True, default_root_dir=None,
-                  callbacks: Sequence = (), checkpoint=None, checkpoint_every: int = 0,
-                  resume: Union[bool, str, Path] = False, config: Optional[dict] = None,
-                  hparams: Optional[dict] = None) -> "L.Trainer":
+def fit_lightning(objective: Objective, data, batch_size: int = BATCH_SIZE.default, lr: float = LR.default,
+                  seed: int = SEED.default, epochs: Optional[int] = None, steps: Optional[int] = None,
+                  accelerator: str = "auto", devices="auto", strategy: str = "auto", num_nodes: int = 1,
+                  precision: str = "32-true", loggers: Sequence = (), log_every: int = 1,
+                  images: Optional[MultimodalBatch] = None, images_every: int = 0, progress: bool = True,
+                  default_root_dir=None, callbacks: Sequence = (), checkpoint=None,
+                  checkpoint_every: int = CHECKPOINT_EVERY.default, resume: Union[bool, str, Path] = False,
+                  config: Optional[dict] = None, hparams: Optional[dict] = None) -> "L.Trainer":
     """Train ``objective`` on ``data`` (a pyro_mm data set or a :class:`MultimodalBatch`) with a
     ``lightning.Trainer``; returns the trainer.
 

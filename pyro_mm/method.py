@@ -1,15 +1,16 @@
 """The method registry: every multimodal VAE declared once, with its options.
 
-A *method* is a user class — a subclass of :class:`MultimodalVAE` registered with
-:func:`register` — that names one objective (``method = "mmvae+"``), cites its paper, declares
-its options (:class:`Option`: name, type, default, help) and builds its Pyro model, guide and ELBO
-from modalities, a latent size and those options (:meth:`MultimodalVAE.build`). Everything that
-needs the list of methods reads :data:`METHODS` (filled by importing :mod:`pyro_mm.methods`):
-loading a saved model (:func:`pyro_mm.methods.load_model`),
-``pyro-mm train``'s options, the command line's description, the user API (:mod:`pyro_mm.api`), the
-README's method table and ``docs/cli.md`` (both written by ``python scripts/generate_docs.py``), the
-benchmarks and the tests. The entries themselves live in :mod:`pyro_mm.methods`. The experiments
-alone name the methods they compare, so that a new method changes no experiment's grid.
+A *method* is a user class — a subclass of :class:`MultimodalVAE` registered with :func:`register`
+— that names one objective (``method = "mmvae+"``), cites its paper, declares its options
+(:class:`~pyro_mm.options.Option`: name, default, help, the values it takes) and builds its Pyro
+model, guide and ELBO from modalities, a latent size and those options
+(:meth:`MultimodalVAE.build`). Everything that needs the list of methods reads :data:`METHODS`
+(filled by importing :mod:`pyro_mm.methods`): loading a saved model
+(:func:`pyro_mm.methods.load_model`), ``pyro-mm train``'s options, the command line's description,
+the user API (:mod:`pyro_mm.api`), the README's method table and ``docs/cli.md`` (both written by
+``python scripts/generate_docs.py``), the benchmarks and the tests. The entries themselves live in
+:mod:`pyro_mm.methods`. The experiments alone name the methods they compare, so that a new method
+changes no experiment's grid.
 
 A :class:`MultimodalVAE` is a :class:`~pyro_mm.training.Objective` (model, guide and ELBO as one
 module, trained by :class:`~pyro_mm.training.Trainer`) with, following ``pyro.contrib.cevae``,
@@ -22,8 +23,6 @@ the class's signature and docstring.
 from __future__ import annotations
 
 import inspect
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
@@ -32,120 +31,13 @@ import torch
 from .batch import MultimodalBatch
 from .checkpoint import MODEL_FORMAT, VERSIONS, atomic_save, read_payload
 from .modality import Modality
+from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, SEED, STEPS, TIME_BUDGET, WARMUP_STEPS,
+                      Z_DIM, Option)
 from .queries import embed, predict, sample_prior
 from .subsets import SubsetFamily
 from .training import Objective, StepRecord, Trainer, load_state
 
-__all__ = ["Option", "MultimodalVAE", "METHODS", "register", "method_class"]
-
-_REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a method.
-
-    :param str name: the keyword argument (``pyro-mm train`` spells it ``--name-with-dashes``).
-    :param default: its default.
-    :param str help: what it does.
-    :param check: ``value -> value``, raising ``ValueError`` naming what is wrong.
-    :param parse: ``text -> value`` for the command line.
-    :param str metavar: how the command line shows the value.
-    """
-
-    name: str
-    default: Any
-    help: str
-    check: Callable[[Any], Any]
-    parse: Callable[[str], Any]
-    metavar: str = "VALUE"
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def validate(self, value):
-        try:
-            return self.check(value)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"option {self.name}: {error}") from None
-
-
-# --- option kinds ---------------------------------------------------------------------------------
-def integer(name: str, default: Optional[int], help: str, minimum: int = 0, optional: bool = False) -> Option:
-    """An integer ≥ ``minimum`` (``optional``: or ``None``, spelled ``none``)."""
-    def check(value):
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}")
-        return value
-
-    def parse(text: str):
-        return None if optional and text.lower() == "none" else int(text)
-    return Option(name, default, help, check, parse, "N")
-
-
-def real(name: str, default: float, help: str, minimum: float = 0.0) -> Option:
-    """A finite number ≥ ``minimum``."""
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-            raise ValueError(f"must be a finite number >= {minimum}, got {value!r}")
-        return float(value)
-    return Option(name, default, help, check, float, "X")
-
-
-def choice(name: str, default: Optional[str], choices: Sequence[str], help: str) -> Option:
-    """One of ``choices`` (``None`` when the default is ``None``: the method decides)."""
-    def check(value):
-        if value is None and default is None:
-            return None
-        if value not in choices:
-            raise ValueError(f"must be one of {list(choices)}, got {value!r}")
-        return value
-    return Option(name, default, help, check, str, "{" + ",".join(choices) + "}")
-
-
-def flag(name: str, default: Optional[bool], help: str) -> Option:
-    """True or False (``None`` when the default is ``None``: the method decides)."""
-    def check(value):
-        if value is None and default is None:
-            return None
-        if not isinstance(value, bool):
-            raise ValueError(f"must be True or False, got {value!r}")
-        return value
-
-    def parse(text: str):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {text!r}")
-    return Option(name, default, help, check, parse, "BOOL")
-
-
-def weights(name: str, default, help: str) -> Option:
-    """A number ≥ 0, or a mapping modality name -> number ≥ 0 (``a=1,b=10`` on the command line),
-    or ``None`` (the method decides)."""
-    def number(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"must be a finite number >= 0 or a mapping of modality names to them, got {value!r}")
-        return float(value)
-
-    def check(value):
-        if value is None:
-            return None
-        if isinstance(value, Mapping):
-            return {str(k): number(v) for k, v in value.items()}
-        return number(value)
-
-    def parse(text: str):
-        if "=" not in text:
-            return float(text)
-        pairs = [part.split("=", 1) for part in text.split(",") if part]
-        return {k.strip(): float(v) for k, v in pairs}
-    return Option(name, default, help, check, parse, "X|NAME=X,...")
-
+__all__ = ["MultimodalVAE", "METHODS", "register", "method_class"]
 
 # --- the registry ---------------------------------------------------------------------------------
 #: method name -> its user class, in registration order
@@ -196,8 +88,7 @@ class MultimodalVAE(Objective):
     subset_family: ClassVar[Optional[Callable[[int], SubsetFamily]]] = None
 
     def __init__(self, modalities: Sequence[Modality], z_dim: int, **options):
-        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
-            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        Z_DIM.validate(z_dim)
         resolved = self.resolve_options(options)
         modalities = self.modalities_for(list(modalities), **resolved)
         model, guide, elbo = self.build(modalities, z_dim, **resolved)
@@ -228,7 +119,7 @@ class MultimodalVAE(Objective):
         unknown = sorted(set(options) - set(declared))
         if unknown:
             raise TypeError(f"{cls.__name__} has no option {unknown}; its options are {sorted(declared) or 'none'}")
-        return {name: o.validate(options.get(name, o.default)) for name, o in declared.items()}
+        return {name: _resolve(o, options.get(name, o.default)) for name, o in declared.items()}
 
     @classmethod
     def latent_size(cls, z_dim: int, **options) -> int:
@@ -236,7 +127,7 @@ class MultimodalVAE(Objective):
         return z_dim
 
     @classmethod
-    def for_dataset(cls, dataset, z_dim: int = 16, networks: Optional[Mapping[str, Any]] = None,
+    def for_dataset(cls, dataset, z_dim: int = Z_DIM.default, networks: Optional[Mapping[str, Any]] = None,
                     **options) -> "MultimodalVAE":
         """The method with pyro_mm's default networks for ``dataset``'s modalities
         (:func:`pyro_mm.defaults.default_modalities`; ``networks`` are its keyword arguments)."""
@@ -276,12 +167,13 @@ class MultimodalVAE(Objective):
             return data.only(names)
         return data
 
-    def fit(self, data, epochs: Optional[int] = 1, batch_size: int = 128, lr: float = 1e-3,
-            time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
-            callback: Optional[Callable[[StepRecord], None]] = None, checkpoint=None,
-            checkpoint_every: int = 0, resume: Union[bool, str, Path] = False,
-            config: Optional[dict] = None, steps: Optional[int] = None, lr_schedule: str = "constant",
-            warmup_steps: int = 0, matmul_precision: str = "highest") -> List[float]:
+    def fit(self, data, epochs: Optional[int] = EPOCHS.default, batch_size: int = BATCH_SIZE.default,
+            lr: float = LR.default, time_budget: Optional[float] = TIME_BUDGET.default, seed: int = SEED.default,
+            progress: bool = True, callback: Optional[Callable[[StepRecord], None]] = None, checkpoint=None,
+            checkpoint_every: int = CHECKPOINT_EVERY.default, resume: Union[bool, str, Path] = False,
+            config: Optional[dict] = None, steps: Optional[int] = STEPS.default,
+            lr_schedule: str = LR_SCHEDULE.default, warmup_steps: int = WARMUP_STEPS.default,
+            matmul_precision: str = "highest") -> List[float]:
         """Train with the method's objective (:class:`~pyro_mm.training.Trainer`); returns the mean
         loss per sample of every epoch (the loss of every step is in :attr:`step_losses`).
 
@@ -413,6 +305,15 @@ class MultimodalVAE(Objective):
         obj = cls(payload["modalities"], payload["z_dim"], **options)
         load_state(obj, payload["state_dict"], path)
         return obj
+
+
+def _resolve(option: Option, value):
+    """``value`` of a method's option, checked (:meth:`~pyro_mm.options.Option.check`); a
+    ``ValueError`` ``option <name>: must be ...`` otherwise."""
+    try:
+        return option.check(value)
+    except ValueError as error:
+        raise ValueError(f"option {option.name}: {error}") from None
 
 
 def _signature(description: dict) -> dict:

@@ -24,26 +24,19 @@ from .infer.trace_meme_elbo import PRESETS, TraceMEME_ELBO
 from .infer.trace_mixture_elbo import TraceMixture_ELBO
 from .infer.trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
 from .infer.trace_mvae_elbo import TraceMVAE_ELBO
-from .method import METHODS, MultimodalVAE, Option, choice, flag, integer, real, register, weights
+from .method import METHODS, MultimodalVAE, register
 from .modality import Modality
 from .models.mutual_supervision import MutualSupervisionModel
 from .models.private_latent import PrivateLatentModel
 from .models.shared_latent import SharedLatentModel
+from .options import (ANNEALING_STEPS, BETA, CLASSIFIER_WEIGHT, COMBINE, ESTIMATOR, NUM_PARTICLES, NUM_RANDOM_SUBSETS,
+                      NUM_SUBSETS, Option, choice, flag, integer)
 from .subsets import power_set, singletons
 
 
-#: options several methods share
-BETA = real("beta", 1.0, "β, the weight of the latent terms (KL) in the objective; 1 is the bound itself")
-ESTIMATOR = lambda default: choice("estimator", default, ("iwae", "dreg"),  # noqa: E731
-                                   "gradient estimator: 'iwae' (the bound's own) or 'dreg' (doubly reparameterised)")
-PARTICLES = lambda default: integer("num_particles", default, "K, importance samples per stratum", minimum=1)  # noqa: E731
-SUBSETS = integer("num_subsets", None, "draw this many available subsets per sample per step (none: all of them)",
-                  minimum=1, optional=True)
-
-
-def _modality_name(value):
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"must be a modality name or None, got {value!r}")
+def _modality_name(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
     return value
 
 
@@ -55,8 +48,9 @@ class UnimodalVAE(MultimodalVAE):
     title = "unimodal VAE"
     reference = "Kingma & Welling, ICLR 2014"
     summary = "one modality's VAE (IWAE with K > 1): the baseline of the generative-quality gap"
-    options = (Option("modality", None, "the modality modelled (default: the first)", _modality_name, str, "NAME"),
-               PARTICLES(1), BETA)
+    options = (Option("modality", None, "the modality modelled (default: the first)", "a modality name", _modality_name,
+                      str, "NAME"),
+               NUM_PARTICLES, BETA)
     models_some_modalities = True
 
     @classmethod
@@ -79,10 +73,7 @@ class MVAE(MultimodalVAE):
     title = "MVAE"
     reference = "Wu & Goodman, NeurIPS 2018"
     summary = "product of experts; joint, unimodal and random-subset ELBOs"
-    options = (integer("num_random_subsets", 0, "k random subsets per sample per step, beside the joint and "
-                       "unimodal terms"),
-               integer("annealing_steps", 0, "steps over which the KL weight rises from 0 to beta (0: no annealing)"),
-               PARTICLES(1), ESTIMATOR("iwae"), BETA)
+    options = (NUM_RANDOM_SUBSETS, ANNEALING_STEPS, NUM_PARTICLES, ESTIMATOR, BETA)
 
     def build(self, modalities, z_dim, **options):
         return SharedLatentModel(modalities, z_dim), ProductOfExpertsGuide(modalities), TraceMVAE_ELBO(**options)
@@ -96,7 +87,7 @@ class MMVAE(MultimodalVAE):
     title = "MMVAE"
     reference = "Shi, Siddharth, Paige & Torr, NeurIPS 2019"
     summary = "mixture of experts; stratified IWAE bound with the mixture density, DReG"
-    options = (PARTICLES(10), ESTIMATOR("dreg"), SUBSETS, BETA)
+    options = (NUM_PARTICLES.with_default(10), ESTIMATOR.with_default("dreg"), NUM_SUBSETS, BETA)
     subset_family = staticmethod(singletons)
 
     def build(self, modalities, z_dim, **options):
@@ -112,7 +103,7 @@ class MoPoE(MultimodalVAE):
     title = "MoPoE-VAE"
     reference = "Sutter, Daunhawer & Vogt, ICLR 2021"
     summary = "mixture over every subset's product of experts; sub-sampled mixture bound"
-    options = (SUBSETS, PARTICLES(1), ESTIMATOR("iwae"), BETA)
+    options = (NUM_SUBSETS, NUM_PARTICLES, ESTIMATOR, BETA)
     subset_family = staticmethod(power_set)
 
     def build(self, modalities, z_dim, **options):
@@ -136,14 +127,12 @@ class MEME(MultimodalVAE):
     pseudo_samples = {"pyro_mm": 32, "paper": 128, "reference": 128}
     options = (choice("preset", "pyro_mm", tuple(PRESETS), "'pyro_mm' (λ = 10, summed, K = 5, Rao-Blackwellised, "
                       "N = 32), 'paper' (λ = 1, averaged, K = 10) or 'reference' (λ = 10, summed, K = 10)"),
-               integer("num_particles", None, "K, samples of the classifier estimate q̂(t | s) (default: the "
-                       "preset's)", minimum=1, optional=True),
+               NUM_PARTICLES.with_default(None, "K, samples of the classifier estimate q̂(t | s) (default: the "
+                                          "preset's)"),
                integer("num_pseudo_samples", None, "N, learnable pseudo-samples per modality, the priors of unpaired "
-                       "samples (default: the preset's)", minimum=1, optional=True),
+                       "samples (default: the preset's)", minimum=1),
                flag("extension", False, "allow more than two modalities (App. E of the paper)"),
-               weights("classifier_weight", None, "λ, the weight of log q̂(t | s): a number or one per conditioning "
-                       "modality (default: the preset's)"),
-               choice("combine", None, ("mean", "sum"), "'mean' or 'sum' of the directions (default: the preset's)"),
+               CLASSIFIER_WEIGHT, COMBINE,
                flag("rao_blackwell", None, "estimate the paired bound Rao-Blackwellised (every classifier draw the "
                     "main sample in turn: same objective, far less variance; default: the preset's)"),
                BETA)
@@ -170,7 +159,7 @@ class MMVAEPlus(MultimodalVAE):
     options = (integer("private_dim", 8, "size of every modality's private latent w_m (0: MMVAE)"),
                choice("family", "laplace", ("laplace", "normal"), "posterior and prior family: 'laplace' (the "
                       "reference's, with softmax scales) or 'normal'"),
-               PARTICLES(10), ESTIMATOR("dreg"), SUBSETS, BETA)
+               NUM_PARTICLES.with_default(10), ESTIMATOR.with_default("dreg"), NUM_SUBSETS, BETA)
     subset_family = staticmethod(singletons)
 
     @classmethod

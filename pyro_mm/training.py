@@ -50,14 +50,13 @@ from .checkpoint import (
     remove_stale_temporaries,
     restore_rng,
 )
-from .precision import check_precision, float32_precision
 from .infer.initialisation import initialise
+from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, LR_SCHEDULES, SEED, STEPS, TIME_BUDGET,
+                      WARMUP_STEPS)
+from .precision import check_precision, float32_precision
 
 __all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES", "Terminated",
            "exit_status", "raise_on_signal", "StopSignals", "DiskSpaceWarning", "checkpoint_size"]
-
-#: the learning-rate schedules of :class:`Trainer`
-LR_SCHEDULES = ("constant", "cosine")
 
 
 class Objective(nn.Module):
@@ -383,14 +382,6 @@ def _checkpoint(objective: Objective, optimizer_state: dict, epoch_generator, po
             "epoch_generator": epoch_generator, "position": position, "settings": settings}
 
 
-def _positive_int(name: str, value, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _not_finite(value, step: int, position: dict, batch_index: int) -> str:
     return (f"the loss is {value} at step {step} (epoch {position['epoch']}, batch {batch_index + 1}); this step "
             "updated no parameter and wrote no checkpoint; lower the learning rate or check the data")
@@ -463,36 +454,29 @@ class Trainer:
     #: steps between read-backs of the losses on a GPU
     READ_EVERY = 50
 
-    def __init__(self, epochs: Optional[int] = 1, steps: Optional[int] = None, batch_size: int = 128,
-                 lr: float = 1e-3, time_budget: Optional[float] = None, seed: int = 0, progress: bool = True,
-                 callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None, checkpoint_every: int = 0,
-                 lr_schedule: str = "constant", warmup_steps: int = 0, matmul_precision: str = "highest"):
-        self.epochs = _positive_int("epochs", epochs, allow_none=steps is not None)
-        self.steps = _positive_int("steps", steps, allow_none=True)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite positive number, got {lr!r}")
-        if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float))
-                                        or not math.isfinite(time_budget) or time_budget <= 0):
-            raise ValueError(f"time_budget must be a finite positive number of seconds, got {time_budget!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
-            raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    def __init__(self, epochs: Optional[int] = EPOCHS.default, steps: Optional[int] = STEPS.default,
+                 batch_size: int = BATCH_SIZE.default, lr: float = LR.default,
+                 time_budget: Optional[float] = TIME_BUDGET.default, seed: int = SEED.default, progress: bool = True,
+                 callbacks: Sequence[Callable[[StepRecord], None]] = (), checkpoint=None,
+                 checkpoint_every: int = CHECKPOINT_EVERY.default, lr_schedule: str = LR_SCHEDULE.default,
+                 warmup_steps: int = WARMUP_STEPS.default, matmul_precision: str = "highest"):
+        self.epochs = None if epochs is None and steps is not None else EPOCHS.validate(epochs)
+        self.steps = STEPS.validate(steps)
+        self.batch_size = BATCH_SIZE.validate(batch_size)
+        self.lr = LR.validate(lr)
+        self.time_budget = TIME_BUDGET.validate(time_budget)
+        self.seed = SEED.validate(seed)
+        self.checkpoint_every = CHECKPOINT_EVERY.validate(checkpoint_every)
         if checkpoint_every and checkpoint is None:
             raise ValueError("checkpoint_every needs a checkpoint path")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        self.lr_schedule = LR_SCHEDULE.validate(lr_schedule)
         if lr_schedule == "cosine" and steps is None:
             raise ValueError("lr_schedule='cosine' needs the number of steps (steps=...)")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-        self.lr_schedule, self.warmup_steps = lr_schedule, warmup_steps
+        self.warmup_steps = WARMUP_STEPS.validate(warmup_steps)
         self.matmul_precision = check_precision(matmul_precision)
-        self.lr, self.time_budget, self.seed, self.progress = float(lr), time_budget, seed, progress
+        self.progress = progress
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every = checkpoint_every
 
     def settings(self, data, config: Optional[dict]) -> dict:
         """What a resumed run must repeat: the caller's ``config``, batch size, lr, seed, matmul
@@ -552,163 +536,240 @@ class Trainer:
 
     def _run(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
              settings: dict) -> List[float]:
+        """Train from ``state`` (a checkpoint being resumed) or from where the objective stands,
+        until the limits or the time budget; returns the mean loss of every epoch."""
         objective.data_sha256 = settings["data_sha256"]
         with float32_precision(self.matmul_precision), StopSignals() as stops:
-            return self._loop(objective, data, checkpoint, state, settings, stops)
+            run = _Run(self, objective, data, checkpoint, state, settings, stops)
+            try:
+                while not run.finished() and not run.out_of_time:
+                    run.epoch()
+            except KeyboardInterrupt as error:
+                run.interrupted(error)
+                raise
+            finally:
+                run.bar.close()
+            return run.finish()
 
-    def _loop(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
-              settings: dict, stops: StopSignals) -> List[float]:
+
+class _Run:
+    """One call of :meth:`Trainer.fit` under way: the objective and its Adam, the data order,
+    where the next step starts, the limits, and the progress bar, time and divergence watch.
+
+    :attr:`position` is where the next step starts: its ``epoch`` (from 1), the batches of that
+    epoch already taken (``skip``) and their summed loss (``total``) and samples (``count``);
+    the data order of that epoch is drawn from the generator state :attr:`epoch_start`. A step
+    replaces the dict (a checkpoint or the continuation keeps the one it was given).
+    """
+
+    def __init__(self, trainer: Trainer, objective: Objective, data, checkpoint: Optional[Path],
+                 state: Optional[dict], settings: dict, stops: StopSignals):
+        self.trainer, self.objective, self.data = trainer, objective, data
+        self.checkpoint, self.settings, self.stops = checkpoint, settings, stops
         objective.initialise(data)
-        optim = adam(objective.parameters(), self.lr)
-        generator = torch.Generator().manual_seed(self.seed)
-        position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}  # where the next step starts
+        self.optim = adam(objective.parameters(), trainer.lr)
+        self.generator = torch.Generator().manual_seed(trainer.seed)
+        self.position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}
         done_before = len(objective.step_losses)
-        previous = getattr(objective, "_continuation", None)
-        objective._continuation = None
-        if state is not None:  # a resumed run: the counts are the checkpointed run's
-            optim.load_state_dict(state["optimizer"])
-            generator.set_state(state["epoch_generator"])
-            restore_rng(state["rng"])
-            position = state["position"]
-        elif previous is not None and previous["settings"] == _continuation_settings(settings) \
-                and previous["steps"] == done_before:  # a second call: continue the first
-            optim.load_state_dict(previous["optimizer"])
-            for group in optim.param_groups:
-                group["lr"] = self.lr
-            generator.set_state(previous["epoch_generator"])
-            position = dict(previous["position"])
-        base_steps = 0 if state is not None else done_before  # steps and epochs count from here
-        base_epochs = 0 if state is not None else position["epoch"] - 1
-        step_limit = None if self.steps is None else base_steps + self.steps
-        epoch_limit = None if self.epochs is None else base_epochs + self.epochs
-        epoch_start = generator.get_state()  # the data order of position's epoch is drawn from it
-        per_epoch = batches_per_epoch(data, self.batch_size)
-
-        deferred = optim.defaults.get("fused") and _device(objective).type == "cuda"
-
-        def save():
-            if deferred:
-                _read_back(objective, position)
-            atomic_save(_checkpoint(objective, optim.state_dict(), epoch_start, position, settings), checkpoint)
-
-        def keep_place():  # where the next call of fit continues
-            objective._continuation = {"optimizer": optim.state_dict(), "epoch_generator": epoch_start,
-                                       "position": dict(position), "steps": len(objective.step_losses),
-                                       "settings": _continuation_settings(settings)}
-
-        def finished() -> bool:
-            return ((epoch_limit is not None and position["epoch"] > epoch_limit)
-                    or (step_limit is not None and len(objective.step_losses) >= step_limit))
-
-        total = self._total_steps(per_epoch, done_before, position, step_limit, epoch_limit)
-        bar = tqdm(total=total, initial=min(done_before, total) if total else done_before, unit="step",
-                   disable=not self.progress, dynamic_ncols=True, leave=False)
-        start, out_of_time, between_steps, last_saved = time.time(), False, True, None
-        watch = _DivergenceWatch()
+        self._pick_up(state, done_before)
+        #: the steps and epochs the limits count from: none when resuming (``steps`` and
+        #: ``epochs`` in all), else those the objective has taken (this call's)
+        self.base_steps = 0 if state is not None else done_before
+        base_epochs = 0 if state is not None else self.position["epoch"] - 1
+        self.step_limit = None if trainer.steps is None else self.base_steps + trainer.steps
+        self.epoch_limit = None if trainer.epochs is None else base_epochs + trainer.epochs
+        self.epoch_start = self.generator.get_state()
+        self.per_epoch = batches_per_epoch(data, trainer.batch_size)
+        #: whether the losses stay on the device until a read-back (the fused Adam on a GPU)
+        self.deferred = bool(self.optim.defaults.get("fused")) and _device(objective).type == "cuda"
+        total = self._total_steps(done_before)
+        self.bar = tqdm(total=total, initial=min(done_before, total) if total else done_before, unit="step",
+                        disable=not trainer.progress, dynamic_ncols=True, leave=False)
+        self.start = time.time()
+        self.out_of_time = False
+        #: whether the run stands between two steps (what an interruption may save)
+        self.between_steps = True
+        self.last_saved: Optional[int] = None  #: the step of the last periodic checkpoint
+        self.watch = _DivergenceWatch()
         objective.train()
 
-        def end_epoch():
-            nonlocal position, epoch_start
-            if deferred:
-                _read_back(objective, position)
-            objective.history.append(position["total"] / max(position["count"], 1))
-            position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
-            epoch_start = generator.get_state()
+    # --- starting ---------------------------------------------------------------------------------
+    def _pick_up(self, state: Optional[dict], done_before: int) -> None:
+        """Continue the checkpointed run ``state``, or the objective's last call of fit when it
+        ended after ``done_before`` steps on the same data, batch size and seed; else start afresh."""
+        previous = getattr(self.objective, "_continuation", None)
+        self.objective._continuation = None
+        if state is not None:
+            self.optim.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["epoch_generator"])
+            restore_rng(state["rng"])
+            self.position = state["position"]
+        elif previous is not None and previous["settings"] == _continuation_settings(self.settings) \
+                and previous["steps"] == done_before:
+            self.optim.load_state_dict(previous["optimizer"])
+            for group in self.optim.param_groups:
+                group["lr"] = self.trainer.lr
+            self.generator.set_state(previous["epoch_generator"])
+            self.position = dict(previous["position"])
 
-        try:
-            while not finished() and not out_of_time:
-                for batch_index, batch in enumerate(batches(data, self.batch_size, generator, position["skip"]),
-                                                    position["skip"]):
-                    stops.hold()  # a signal now waits for the end of the step (and of its checkpoint)
-                    between_steps = False
-                    batch = objective.to_model(batch)
-                    if len(batch) == 0:
-                        raise ValueError(f"batch {batch_index + 1} of epoch {position['epoch']} holds no sample")
-                    if self.lr_schedule != "constant":
-                        for group in optim.param_groups:
-                            group["lr"] = self.rate(len(objective.step_losses) - base_steps)
-                    optim.zero_grad()
-                    loss = objective(batch)
-                    loss.backward()
-                    if deferred:  # no read-back: a non-finite loss makes the fused update skip itself
-                        value = loss.detach()
-                        optim.found_inf = (~torch.isfinite(value)).to(torch.float32)
-                    else:
-                        value = loss.item()  # read before the update: a NaN step changes no parameter
-                        if not math.isfinite(value):
-                            raise FloatingPointError(_not_finite(value, len(objective.step_losses) + 1, position,
-                                                                 batch_index))
-                    optim.step()
-                    per_sample = value / len(batch)
-                    objective.step_losses.append(per_sample)
-                    position = {**position, "skip": batch_index + 1, "total": position["total"] + value,
-                                "count": position["count"] + len(batch)}
-                    if deferred and len(objective.step_losses) % self.READ_EVERY == 0:
-                        _read_back(objective, position)
-                    step = len(objective.step_losses)
-                    if per_epoch is not None and position["skip"] >= per_epoch:
-                        end_epoch()
-                    between_steps = True
-                    record = StepRecord(step, position["epoch"] - (position["skip"] == 0), batch_index + 1, per_sample,
-                                        time.time() - start, len(batch), objective)
-                    for callback in self.callbacks:
-                        callback(record)
-                    warning = watch(step, per_sample) if not deferred else None
-                    if warning:
-                        warnings.warn(warning, RuntimeWarning, stacklevel=2)
-                        bar.write(f"warning: {warning}")
-                    out_of_time = self.time_budget is not None and time.time() - start > self.time_budget
-                    stop = out_of_time or finished()
-                    if checkpoint is not None and self.checkpoint_every and step % self.checkpoint_every == 0 \
-                            and not stop:
-                        save()
-                        last_saved = step
-                    bar.update(1)
-                    if step % (self.READ_EVERY if deferred else 10) == 0 or stop:  # on a GPU: just read back
-                        bar.set_postfix(self._postfix(position, per_epoch, last_saved), refresh=False)
-                    stops.release()  # raises the signal that came during the step
-                    if stop or position["skip"] == 0:  # done, or the epoch ended (the next one reshuffles)
-                        break
-                else:  # an iterable of batches ran out: its epoch ended
-                    if position["skip"] == 0:
-                        raise ValueError(f"the training data yielded no batch in epoch {position['epoch']}")
-                    between_steps = False
-                    end_epoch()
-                    between_steps = True
-        except KeyboardInterrupt as error:
-            if between_steps:
-                keep_place()
-                if checkpoint is not None:
-                    stops.hold()  # a second signal does not cut the checkpoint short
-                    save()
-                    error.checkpoint, error.step = checkpoint, len(objective.step_losses)
-            raise
-        finally:
-            bar.close()
-        if deferred:
-            _read_back(objective, position)
-        if checkpoint is not None:
-            save()
-        keep_place()
-        return list(objective.history)
-
-    @staticmethod
-    def _total_steps(per_epoch: Optional[int], done_before: int, position: dict, step_limit: Optional[int],
-                     epoch_limit: Optional[int]) -> Optional[int]:
+    def _total_steps(self, done_before: int) -> Optional[int]:
         """Steps the run will have taken when it ends (``None``: unknown)."""
         by_epochs = None
-        if epoch_limit is not None and per_epoch is not None:
-            by_epochs = done_before - (position["epoch"] - 1) * per_epoch - position["skip"] + epoch_limit * per_epoch
-        candidates = [t for t in (by_epochs, step_limit) if t is not None]
+        if self.epoch_limit is not None and self.per_epoch is not None:
+            by_epochs = (done_before - (self.position["epoch"] - 1) * self.per_epoch - self.position["skip"]
+                         + self.epoch_limit * self.per_epoch)
+        candidates = [t for t in (by_epochs, self.step_limit) if t is not None]
         return min(candidates) if candidates else None
 
-    @staticmethod
-    def _postfix(position: dict, per_epoch: Optional[int], last_saved: Optional[int]) -> Dict[str, str]:
-        postfix = {"epoch": f"{position['epoch']}" + (f" ({position['skip']}/{per_epoch})" if per_epoch else ""),
-                   "loss": f"{position['total'] / max(position['count'], 1):.2f}"}
-        if last_saved:
-            postfix["checkpoint"] = f"step {last_saved}"
-        return postfix
+    # --- the loop -----------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """Whether the epoch or the step limit is reached."""
+        return ((self.epoch_limit is not None and self.position["epoch"] > self.epoch_limit)
+                or (self.step_limit is not None and len(self.objective.step_losses) >= self.step_limit))
+
+    def epoch(self) -> None:
+        """The steps of the current epoch from :attr:`position`, until the epoch ends or the run
+        stops."""
+        skip = self.position["skip"]
+        for batch_index, batch in enumerate(batches(self.data, self.trainer.batch_size, self.generator, skip), skip):
+            if self.step(batch_index, batch) or self.position["skip"] == 0:
+                return  # done, or the epoch ended (the next one reshuffles)
+        # an iterable of batches ran out: its epoch ended
+        if self.position["skip"] == 0:
+            raise ValueError(f"the training data yielded no batch in epoch {self.position['epoch']}")
+        self.between_steps = False
+        self.end_epoch()
+        self.between_steps = True
+
+    def step(self, batch_index: int, batch: MultimodalBatch) -> bool:
+        """One training step on ``batch``, the ``batch_index``-th of its epoch (from 0), and what
+        follows it: callbacks, the periodic checkpoint and the progress bar. A signal that comes
+        during it waits for its end. Returns whether the run stops after it."""
+        self.stops.hold()
+        self.between_steps = False
+        batch = self.objective.to_model(batch)
+        if len(batch) == 0:
+            raise ValueError(f"batch {batch_index + 1} of epoch {self.position['epoch']} holds no sample")
+        value = self._update(batch, batch_index)
+        per_sample = self._record(value, batch_index, len(batch))
+        step = len(self.objective.step_losses)
+        if self.per_epoch is not None and self.position["skip"] >= self.per_epoch:
+            self.end_epoch()
+        self.between_steps = True
+        self._report(step, batch_index, per_sample, len(batch))
+        trainer = self.trainer
+        self.out_of_time = trainer.time_budget is not None and time.time() - self.start > trainer.time_budget
+        stop = self.out_of_time or self.finished()
+        if self.checkpoint is not None and trainer.checkpoint_every and step % trainer.checkpoint_every == 0 \
+                and not stop:
+            self.save()
+            self.last_saved = step
+        self._show_progress(step, stop)
+        self.stops.release()  # raises the signal that came during the step
+        return stop
+
+    def _update(self, batch: MultimodalBatch, batch_index: int):
+        """Adam's update from the loss of ``batch``; returns the loss (on a GPU, a tensor left on
+        the device). A non-finite loss updates no parameter."""
+        optim = self.optim
+        if self.trainer.lr_schedule != "constant":
+            for group in optim.param_groups:
+                group["lr"] = self.trainer.rate(len(self.objective.step_losses) - self.base_steps)
+        optim.zero_grad()
+        loss = self.objective(batch)
+        loss.backward()
+        if self.deferred:  # no read-back: a non-finite loss makes the fused update skip itself
+            value = loss.detach()
+            optim.found_inf = (~torch.isfinite(value)).to(torch.float32)
+        else:
+            value = loss.item()  # read before the update: a NaN step changes no parameter
+            if not math.isfinite(value):
+                raise FloatingPointError(_not_finite(value, len(self.objective.step_losses) + 1, self.position,
+                                                     batch_index))
+        optim.step()
+        return value
+
+    def _record(self, value, batch_index: int, batch_size: int):
+        """Keep the step's loss ``value`` (summed over ``batch_size`` samples) and move
+        :attr:`position` past its batch; returns the loss per sample."""
+        per_sample = value / batch_size
+        self.objective.step_losses.append(per_sample)
+        position = self.position
+        self.position = {**position, "skip": batch_index + 1, "total": position["total"] + value,
+                         "count": position["count"] + batch_size}
+        if self.deferred and len(self.objective.step_losses) % self.trainer.READ_EVERY == 0:
+            _read_back(self.objective, self.position)
+        return per_sample
+
+    def _report(self, step: int, batch_index: int, per_sample, batch_size: int) -> None:
+        """The step's :class:`StepRecord` to the callbacks; a warning when the loss diverges."""
+        epoch = self.position["epoch"] - (self.position["skip"] == 0)
+        record = StepRecord(step, epoch, batch_index + 1, per_sample, time.time() - self.start, batch_size,
+                            self.objective)
+        for callback in self.trainer.callbacks:
+            callback(record)
+        warning = self.watch(step, per_sample) if not self.deferred else None
+        if warning:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+            self.bar.write(f"warning: {warning}")
+
+    def _show_progress(self, step: int, stop: bool) -> None:
+        """Advance the bar; every 10 steps (on a GPU, at each read-back) and at the end, show the
+        epoch, the running loss and the last checkpoint."""
+        self.bar.update(1)
+        if step % (self.trainer.READ_EVERY if self.deferred else 10) == 0 or stop:
+            position, per_epoch = self.position, self.per_epoch
+            postfix = {"epoch": f"{position['epoch']}" + (f" ({position['skip']}/{per_epoch})" if per_epoch else ""),
+                       "loss": f"{position['total'] / max(position['count'], 1):.2f}"}
+            if self.last_saved:
+                postfix["checkpoint"] = f"step {self.last_saved}"
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def end_epoch(self) -> None:
+        """Record the mean loss per sample of the epoch that ended and start the next one."""
+        self.read_back()
+        position = self.position
+        self.objective.history.append(position["total"] / max(position["count"], 1))
+        self.position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
+        self.epoch_start = self.generator.get_state()
+
+    # --- what is kept -------------------------------------------------------------------------------
+    def read_back(self) -> None:
+        """On a GPU, turn the losses kept on the device into numbers (:func:`_read_back`)."""
+        if self.deferred:
+            _read_back(self.objective, self.position)
+
+    def save(self) -> None:
+        """Write the checkpoint: everything a resumed run needs to continue from :attr:`position`."""
+        self.read_back()
+        atomic_save(_checkpoint(self.objective, self.optim.state_dict(), self.epoch_start, self.position,
+                                self.settings), self.checkpoint)
+
+    def keep_place(self) -> None:
+        """Leave on the objective where the next call of fit continues."""
+        self.objective._continuation = {"optimizer": self.optim.state_dict(), "epoch_generator": self.epoch_start,
+                                        "position": dict(self.position), "steps": len(self.objective.step_losses),
+                                        "settings": _continuation_settings(self.settings)}
+
+    def interrupted(self, error: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM: between steps, keep the place and write the checkpoint (a second
+        signal does not cut it short), and attach its path and step to ``error``."""
+        if not self.between_steps:
+            return
+        self.keep_place()
+        if self.checkpoint is not None:
+            self.stops.hold()
+            self.save()
+            error.checkpoint, error.step = self.checkpoint, len(self.objective.step_losses)
+
+    def finish(self) -> List[float]:
+        """The end of the call: read back, write the checkpoint, keep the place; returns the mean loss
+        per sample of every epoch."""
+        self.read_back()
+        if self.checkpoint is not None:
+            self.save()
+        self.keep_place()
+        return list(self.objective.history)
 
 
 class _DivergenceWatch:

@@ -19,9 +19,12 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any, Callable
 
-__all__ = ["CommandError", "Stopped", "error_lines", "interrupted", "Formatter", "positive_int", "non_negative_int",
-           "positive_float", "fraction", "unit", "seed", "out_dir", "device", "add_matmul_precision", "dataset",
+from ..options import SEED, Option
+
+__all__ = ["CommandError", "Stopped", "error_lines", "interrupted", "Formatter", "argument", "positive_int",
+           "non_negative_int", "fraction", "unit", "seed", "out_dir", "device", "add_matmul_precision", "dataset",
            "writable_dir", "trained_run", "write_json"]
 
 
@@ -66,6 +69,24 @@ def interrupted(interruption: BaseException) -> str:
     return f"{what} after step {interruption.step}; saved {checkpoint}"
 
 
+def argument(option: Option, check: bool = True) -> Callable[[str], Any]:
+    """The argparse ``type`` of ``option``: the value its text spells (:meth:`Option.read`) and,
+    with ``check``, checked (:meth:`Option.check`); a usage error saying what is wrong otherwise."""
+    def convert(text: str):
+        try:
+            value = option.read(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r} ({error})") from None
+        if not check:
+            return value
+        try:
+            return option.check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = option.name
+    return convert
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -77,13 +98,6 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
     return value
 
 
@@ -101,11 +115,8 @@ def unit(text: str) -> float:
     return value
 
 
-def seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^63), got {text}")
-    return value
+#: the argparse type of a seed
+seed = argument(SEED)
 
 
 def out_dir(text: str) -> Path:

@@ -8,6 +8,7 @@ from typing import Dict
 
 from ..data.catalog import DATASETS, SCHEMES
 from ..methods import METHODS
+from ..options import BATCH_SIZE, EPOCHS, LR, SEED, STEPS, TIME_BUDGET, Z_DIM
 from ..training import exit_status
 from . import common
 
@@ -64,21 +65,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--observation-seed", type=common.seed, default=0, metavar="S",
                        help="seed of which samples are paired or observed (--fraction, --paired, random); another "
                        "seed, another labelled subset (default 0)")
-    train.add_argument("--z-dim", type=common.positive_int, default=16, metavar="D",
-                       help="size of the shared latent (default 16)")
-    train.add_argument("--steps", type=common.positive_int, default=None, metavar="N",
+    train.add_argument("--z-dim", type=common.argument(Z_DIM), default=Z_DIM.default, metavar="D",
+                       help=f"size of the shared latent (default {Z_DIM.default})")
+    train.add_argument("--steps", type=common.argument(STEPS), default=None, metavar="N",
                        help="training steps in all (counting a resumed run's); with --epochs, whichever ends first")
-    train.add_argument("--epochs", type=common.positive_int, default=None, metavar="N",
+    train.add_argument("--epochs", type=common.argument(EPOCHS), default=None, metavar="N",
                        help="passes over the data (default 1 when --steps is not given)")
-    train.add_argument("--time-budget", type=common.positive_float, default=None, metavar="SECONDS",
+    train.add_argument("--time-budget", type=common.argument(TIME_BUDGET), default=None, metavar="SECONDS",
                        help="stop after this many seconds of training (checkpoint written; --resume continues)")
     train.add_argument("--size", type=common.positive_int, default=None, metavar="N",
                        help="use only this many base images of the training split (default: all)")
-    train.add_argument("--batch-size", type=common.positive_int, default=128, metavar="B", help="default 128")
-    train.add_argument("--lr", type=common.positive_float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    train.add_argument("--batch-size", type=common.argument(BATCH_SIZE), default=BATCH_SIZE.default, metavar="B",
+                       help=f"default {BATCH_SIZE.default}")
+    train.add_argument("--lr", type=common.argument(LR), default=LR.default,
+                       help="Adam's learning rate (default 1e-3)")
     train.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     common.add_matmul_precision(train)
-    train.add_argument("--seed", type=common.seed, default=0,
+    train.add_argument("--seed", type=common.seed, default=SEED.default,
                        help="seed of the weights, data order and sampling (default 0)")
     train.add_argument("--out", type=common.out_dir, default=Path("runs/latest"), metavar="DIR",
                        help="output directory (default runs/latest)")
@@ -251,18 +254,8 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
         option = entries[0][1]
         defaults = ", ".join(f"{method}: {o.default!r}" for method, o in entries)
         extra = {"nargs": "?", "const": "true"} if option.metavar == "BOOL" else {}
-        group.add_argument(option.flag, dest=f"option__{option.name}", type=_option_parser(option), default=None,
-                           metavar=option.metavar, help=f"{option.help} [{defaults}]", **extra)
-
-
-def _option_parser(option):
-    def parse(text: str):
-        try:
-            return option.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r} ({error})") from None
-    parse.__name__ = option.name
-    return parse
+        group.add_argument(option.flag, dest=f"option__{option.name}", type=common.argument(option, check=False),
+                           default=None, metavar=option.metavar, help=f"{option.help} [{defaults}]", **extra)
 
 
 def method_options(args, parser_error) -> dict:
