@@ -360,7 +360,7 @@ def test_the_palette_gives_every_registered_method_its_own_colour_and_a_variant_
     from pyro_mm.methods import METHODS
 
     colours = [method_style(m)["color"] for m in METHODS]
-    assert len(set(colours)) == len(METHODS) and set(PALETTE) == set(METHODS)
+    assert len(set(colours)) == len(METHODS) and set(PALETTE) <= set(METHODS)
     paper = method_style("meme (paper preset)")
     assert paper["color"] == PALETTE["meme"] and paper["linestyle"] != method_style("meme")["linestyle"]
     assert method_style("mmvae+")["color"] == PALETTE["mmvae+"] != PALETTE["mmvae"]

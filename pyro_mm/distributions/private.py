@@ -31,7 +31,8 @@ __all__ = ["PrivatePosterior"]
 
 
 class PrivatePosterior(TorchDistribution):
-    """q(w_m | x_m) where ``use_posterior``, the auxiliary prior r_m elsewhere.
+    """q(w_m | x_m) where ``use_posterior``, the auxiliary prior r_m elsewhere; a
+    :class:`~pyro_mm.protocols.StratumFollower` of the shared posterior's strata.
 
     :param loc: ``[B, D_w]`` posterior locations (encoder output; any value where x_m is missing).
     :param scale: ``[B, D_w]`` posterior scales.

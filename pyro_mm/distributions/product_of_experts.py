@@ -78,7 +78,8 @@ class ExpertPosterior(TorchDistribution):
     """Base class of posteriors built from per-modality experts ``[B, M, D]`` of one
     :class:`~pyro_mm.distributions.families.LatentFamily` (``expert_family``, Normal by default) and an observation
     mask ``[B, M]``: each can give q(z | x_S) for any subset S (:meth:`component_params`), which is
-    what the stratified ELBOs draw from (:meth:`stratify`)."""
+    what the stratified ELBOs draw from (:meth:`stratify`) — a
+    :class:`~pyro_mm.protocols.StratifiablePosterior`."""
 
     arg_constraints = {}
     support = constraints.real_vector

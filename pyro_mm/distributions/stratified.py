@@ -1,7 +1,8 @@
 """Stratified draws from the components of a multimodal posterior.
 
-Given a posterior built from experts (:class:`~pyro_mm.distributions.ProductOfExperts` or
-:class:`~pyro_mm.distributions.SubsetMixture`), strata subsets ``S[s, b]`` and weights
+Given a posterior that gives q(z | x_S) for any subset S (a
+:class:`~pyro_mm.protocols.StratifiablePosterior`, e.g. :class:`~pyro_mm.distributions.ProductOfExperts`
+or :class:`~pyro_mm.distributions.SubsetMixture`), strata subsets ``S[s, b]`` and weights
 ``w[s, b]``, the stratified posterior has batch shape ``[S, B]`` and draws, independently,
 
 .. math:: z_{s,b} \\sim q(z \\mid x_{S_{s,b}}) \\quad\\text{(reparameterised)}.
@@ -19,15 +20,17 @@ from __future__ import annotations
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
+from ..protocols import StratifiablePosterior, conforms
+
 __all__ = ["StratifiedPosterior"]
 
 
 class StratifiedPosterior(TorchDistribution):
     """Independent draws from the subset posteriors q(z | x_S) of ``source``, one per stratum.
 
-    :param source: the posterior whose components are drawn (an
-        :class:`~pyro_mm.distributions.ExpertPosterior`: ``component_params``, ``expert_family``,
-        ``observed``, ``log_prob``).
+    :param source: the posterior whose components are drawn (a
+        :class:`~pyro_mm.protocols.StratifiablePosterior`: ``component_params``, ``expert_family``,
+        ``observed``, ``names``, ``log_prob``).
     :param subsets: boolean ``[S, B, M]`` subset of each stratum (intersected with the observed).
     :param weights: ``[S, B]`` weight of each stratum in the bound (zero: padding).
     """
@@ -38,7 +41,7 @@ class StratifiedPosterior(TorchDistribution):
 
     def __init__(self, source, subsets: torch.Tensor, weights: torch.Tensor,
                  batch_shape=None, validate_args=None):
-        if not hasattr(source, "component_params"):
+        if not conforms(source, StratifiablePosterior):
             raise TypeError(f"cannot stratify a {type(source).__name__}: it has no subset posteriors")
         if subsets.dim() != 3 or subsets.shape[1:] != source.observed.shape:
             raise ValueError(

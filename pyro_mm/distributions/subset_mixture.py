@@ -41,7 +41,7 @@ _PRIOR_RULES = ("never", "full", "always")
 
 class SubsetMixture(ExpertPosterior):
     """Mixture over the available subsets of a :class:`~pyro_mm.subsets.SubsetFamily` of
-    products of Gaussian experts.
+    products of Gaussian experts (a :class:`~pyro_mm.protocols.MixturePosterior`).
 
     :param expert_loc: ``[B, M, D]`` expert means.
     :param expert_scale: ``[B, M, D]`` expert standard deviations.

@@ -1,7 +1,7 @@
 """The contract between pyro_mm's objectives and the model, guide and batch they are given, checked
 once per model, guide and batch layout, on the first step.
 
-Every objective of pyro_mm (a :class:`~pyro_mm.infer.StratifiedObjective`) reads the model and the
+Every objective of pyro_mm (a :class:`~pyro_mm.infer.MultimodalELBO`) reads the model and the
 guide through their traces, and a model or guide that breaks the contract of docs/extending.md
 would otherwise train silently on a wrong bound or fail deep inside Pyro or torch. Before its
 first evaluation on a new (model, guide, layout), the objective runs both once more, plainly (no

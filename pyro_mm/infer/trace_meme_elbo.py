@@ -109,8 +109,10 @@ from pyro.distributions.util import scale_and_mask
 from ..distributions import normal_kl, normal_log_prob, product_of_experts
 from ..protocols import ConditionalPriorModel
 from .contract import ContractError
-from .stratified_elbo import check_beta
-from .stratified_objective import StratifiedObjective, StratifiedTraces
+from .importance_weighted import check_beta
+from .multimodal_elbo import Estimate, MultimodalELBO
+from .strata_plan import StrataPlan
+from .stratified_traces import StratifiedTraces
 
 __all__ = ["TraceMEME_ELBO"]
 
@@ -135,7 +137,7 @@ def _observed_site(trace, name: str):
     return site
 
 
-class TraceMEME_ELBO(StratifiedObjective):
+class TraceMEME_ELBO(MultimodalELBO):
     """MEME's mutual-supervision objective on mixed paired/unpaired batches.
 
     :param int num_particles: K, the fresh samples in q̂(t|s) (besides the main sample).
@@ -181,7 +183,11 @@ class TraceMEME_ELBO(StratifiedObjective):
         self.rao_blackwell = bool(options["rao_blackwell"])
         self.beta = check_beta(beta)
 
-    def strata(self, posterior):
+    def plan(self, posterior) -> StrataPlan:
+        """Every direction m → others is a stratum: the unimodal posterior q(z | x_m), weighted by
+        whether m is observed; the K + 1 draws are its particles. Decoded per sample
+        (:meth:`decoded_cells`), the classifier's zero-gradient cells outside autograd
+        (:meth:`zero_gradient_cells`)."""
         M = posterior.observed.shape[-1]
         if M != 2 and not self.extension:
             raise ValueError(
@@ -191,17 +197,18 @@ class TraceMEME_ELBO(StratifiedObjective):
         B = posterior.observed.shape[0]
         eye = torch.eye(M, dtype=torch.bool, device=posterior.observed.device)
         subsets = eye[:, None, :].expand(M, B, M)
-        return subsets, posterior.observed.T.to(posterior.expert_loc.dtype)
+        cells = self.decoded_cells(posterior)
+        return StrataPlan(subsets, posterior.observed.T.to(posterior.expert_loc.dtype), decoded=cells,
+                          zero_gradient=self.zero_gradient_cells(posterior, cells) if cells else None)
 
     # --- the objective ------------------------------------------------------------------------
     def terms(self, model, guide, *args, **kwargs) -> Dict[str, torch.Tensor]:
         """:meth:`terms_from` the traces of ``model`` and ``guide`` on these arguments."""
         return self.terms_from(self.traces(model, guide, *args, **kwargs))
 
-    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool):
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool) -> Estimate:
         """MEME's bound per datapoint (its estimator is the bound's own gradient)."""
-        bound = self.terms_from(traces)["bound"]
-        return bound, bound
+        return Estimate(self.terms_from(traces)["bound"])
 
     def terms_from(self, traces: StratifiedTraces) -> Dict[str, torch.Tensor]:
         """Every quantity of the objective, per modality m (the direction m → others) and sample:
@@ -277,7 +284,7 @@ class TraceMEME_ELBO(StratifiedObjective):
         samples when Rao–Blackwellised; in every other direction m (the classifier q̂) at all
         K + 1 draws of the paired samples that observe both n and m. ``None`` (decode everywhere)
         when the mask is not on the CPU: reading it back would stall the device every step."""
-        observed = posterior.source.observed
+        observed = posterior.observed
         if observed.device.type != "cpu":
             return None
         paired = observed.sum(-1) >= 2
@@ -306,10 +313,6 @@ class TraceMEME_ELBO(StratifiedObjective):
             frozen[name] = cells[name] & directions[None, :, None]  # [K+1, M, B]
         return frozen
 
-    def decoded_rows(self, posterior):
-        """``None``: :meth:`decoded_cells` already says which samples each modality is decoded for."""
-        return None
-
     def _lambda_values(self, names) -> List[float]:
         """λ of every direction, in the order of ``names``."""
         unknown = sorted(set(self.direction_weights) - set(names))
@@ -327,7 +330,3 @@ class TraceMEME_ELBO(StratifiedObjective):
         loc, scale = model.pseudo_experts(name)  # [N, D]
         log_q = normal_log_prob(z[..., None, :, :], loc[:, None, :], scale[:, None, :])  # [..., N, B]
         return log_q.logsumexp(-2) - math.log(loc.shape[0])
-
-    def _bound(self, model, guide, args, kwargs, surrogate: bool):
-        bound = self.terms(model, guide, *args, **kwargs)["bound"]
-        return bound, bound

@@ -22,8 +22,10 @@ unconditional samples, worse reconstructions; the trade-off Daunhawer et al. 202
 ``num_subsets=k`` only k available subsets per sample are drawn (i.i.d. from ω̃, each weighted
 1/k), an unbiased estimate of the bound whose cost does not grow with the size of the family.
 
-A guide without a mixture (a product of experts, a unimodal Normal) gives the ordinary
-per-datapoint IWAE bound (K = 1: the ELBO).
+The strata are the mixture's own (any :class:`~pyro_mm.protocols.MixturePosterior`,
+:func:`mixture_plan`) and the bound the importance-weighted bound of
+:mod:`~pyro_mm.infer.importance_weighted`. A guide without a mixture (a product of experts, a
+unimodal Normal) gives the ordinary per-datapoint IWAE bound (K = 1: the ELBO).
 
 .. warning:: Sub-sampled mixture bounds are capped below log p_θ(X) whenever the modalities not
    in S carry information x_S cannot predict (Daunhawer et al. 2022); see
@@ -71,17 +73,43 @@ References:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Dict, Optional
 
-from ..distributions import SubsetMixture
-from .stratified_elbo import StratifiedELBO
+import torch
 
-__all__ = ["TraceMixture_ELBO"]
+from ..protocols import MixturePosterior, StratifiablePosterior, conforms
+from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from .multimodal_elbo import Estimate, MultimodalELBO
+from .strata_plan import StrataPlan
+from .stratified_traces import StratifiedTraces
+
+__all__ = ["TraceMixture_ELBO", "mixture_plan", "check_num_subsets"]
 
 DENSITIES = ("mixture", "subset")
 
 
-class TraceMixture_ELBO(StratifiedELBO):
+def check_num_subsets(num_subsets) -> Optional[int]:
+    """``num_subsets``, or a ``ValueError`` unless it is a positive integer or ``None``."""
+    if num_subsets is not None and (isinstance(num_subsets, bool) or not isinstance(num_subsets, int)
+                                    or num_subsets < 1):
+        raise ValueError(f"num_subsets must be a positive integer or None, got {num_subsets!r}")
+    return num_subsets
+
+
+def mixture_plan(posterior: StratifiablePosterior, num_subsets: Optional[int],
+                 rows: Callable[[StratifiablePosterior], Optional[Dict[str, torch.Tensor]]]) -> Optional[StrataPlan]:
+    """The strata of a mixture posterior: every available component weighted ω̃ (``num_subsets``
+    ``None``) or ``num_subsets`` components per sample drawn from ω̃, each weighted
+    ``1 / num_subsets``; every stratum reconstructs every observed modality, decoded for the
+    samples ``rows(posterior)`` that observe it. ``None`` (unstratified) for a posterior that is
+    not a :class:`~pyro_mm.protocols.MixturePosterior`."""
+    if not conforms(posterior, MixturePosterior):
+        return None
+    subsets, weights = posterior.strata(num_subsets)
+    return StrataPlan(subsets, weights, rows=rows(posterior))
+
+
+class TraceMixture_ELBO(MultimodalELBO):
     """Stratified (sub-sampled) mixture bound, per datapoint.
 
     :param int num_particles: K particles per stratum (log-mean-exp inside each stratum).
@@ -91,23 +119,26 @@ class TraceMixture_ELBO(StratifiedELBO):
     :param float beta: β ≥ 0, the weight of log p(z) − log q(z) (1: the bound).
     """
 
+    #: every stratum reconstructs every observed modality
+    reconstruct_subset_only = False
+
     def __init__(self, num_particles: int = 1, num_subsets: Optional[int] = None,
                  estimator: str = "iwae", density: str = "mixture", beta: float = 1.0):
-        super().__init__(num_particles=num_particles, estimator=estimator, beta=beta)
-        if num_subsets is not None and (isinstance(num_subsets, bool) or not isinstance(num_subsets, int)
-                                        or num_subsets < 1):
-            raise ValueError(f"num_subsets must be a positive integer or None, got {num_subsets!r}")
+        super().__init__(num_particles=num_particles)
+        self.estimator = check_estimator(estimator)
+        self.beta = check_beta(beta)
+        self.num_subsets = check_num_subsets(num_subsets)
         if density not in DENSITIES:
             raise ValueError(f"density must be one of {DENSITIES}, got {density!r}")
-        self.num_subsets = num_subsets
         self.density = density
 
-    def strata(self, posterior):
-        if not isinstance(posterior, SubsetMixture):
-            return None
-        return posterior.strata(self.num_subsets)
+    def plan(self, posterior: StratifiablePosterior) -> Optional[StrataPlan]:
+        """The mixture's components as strata (:func:`mixture_plan`)."""
+        return mixture_plan(posterior, self.num_subsets, self.decoded_rows)
 
-    def guide_log_density(self, fn, z, detach):
-        if self.density == "mixture":
-            return fn.source_log_prob(z, detach=detach)
-        return fn.log_prob(z, detach=detach)
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool) -> Estimate:
+        """The stratified importance-weighted bound, log q the mixture density or the stratum's own."""
+        estimate, self.last_terms = importance_weighted_bound(
+            traces, surrogate, self.estimator, self.beta, mixture_density=self.density == "mixture",
+            owner=type(self).__name__)
+        return estimate

@@ -24,11 +24,13 @@ bound on log p_θ(X) for any K (Jensen's inequality in the particles, then in th
 learned r_n ≠ p(w_n) makes the cross terms an objective rather than a bound. With private latents
 of size 0 it is MMVAE's bound exactly.
 
-This is :class:`~pyro_mm.infer.TraceMixture_ELBO` with ``density="mixture"`` run on a guide with
-one private site per modality (:class:`~pyro_mm.guides.PrivateLatentGuide`): the strata of the
-shared posterior extend to the private sites (:class:`~pyro_mm.infer.StratifyMessenger`), and the
-weight leaves out the cells drawn from r_n (:class:`~pyro_mm.infer.StratifiedELBO`). The class
-checks that the guide has those sites.
+This is the mixture bound of :class:`~pyro_mm.infer.TraceMixture_ELBO` with ``density="mixture"``
+(the same strata, :func:`~pyro_mm.infer.trace_mixture_elbo.mixture_plan`) run on a guide with one
+private site per modality (:class:`~pyro_mm.guides.PrivateLatentGuide`): the strata of the shared
+posterior extend to the private sites (:class:`~pyro_mm.protocols.StratumFollower`,
+:class:`~pyro_mm.infer.StratifyMessenger`), and the importance weight leaves out the cells drawn
+from r_n (their ``in_bound`` is false: :mod:`~pyro_mm.infer.importance_weighted`). The class checks
+that the guide has those sites.
 
 The auxiliary priors r_m are parameters of the guide (a :class:`pyro.nn.PyroModule`), registered
 with Pyro's param store at every call of the guide; they start at the prior and need no data
@@ -67,14 +69,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .stratified_elbo import LogWeights
-from .stratified_objective import StratifiedTraces
-from .trace_mixture_elbo import TraceMixture_ELBO
+from ..protocols import StratifiablePosterior
+from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from .multimodal_elbo import Estimate, MultimodalELBO
+from .strata_plan import StrataPlan
+from .stratified_traces import StratifiedTraces
+from .trace_mixture_elbo import check_num_subsets, mixture_plan
 
 __all__ = ["TraceMMVAEPlus_ELBO"]
 
 
-class TraceMMVAEPlus_ELBO(TraceMixture_ELBO):
+class TraceMMVAEPlus_ELBO(MultimodalELBO):
     """MMVAE+'s stratified bound, per datapoint.
 
     :param int num_particles: K particles per stratum.
@@ -83,12 +88,26 @@ class TraceMMVAEPlus_ELBO(TraceMixture_ELBO):
     :param float beta: β ≥ 0, the weight of the latent terms.
     """
 
+    #: every stratum reconstructs every observed modality
+    reconstruct_subset_only = False
+    #: log q(z | X) in the weight is the mixture density
+    density = "mixture"
+
     def __init__(self, num_particles: int = 1, estimator: str = "iwae", num_subsets: Optional[int] = None,
                  beta: float = 1.0):
-        super().__init__(num_particles=num_particles, num_subsets=num_subsets, estimator=estimator,
-                         density="mixture", beta=beta)
+        super().__init__(num_particles=num_particles)
+        self.estimator = check_estimator(estimator)
+        self.beta = check_beta(beta)
+        self.num_subsets = check_num_subsets(num_subsets)
 
-    def log_weights(self, traces: StratifiedTraces) -> LogWeights:
+    def plan(self, posterior: StratifiablePosterior) -> Optional[StrataPlan]:
+        """The mixture's components as strata (:func:`~pyro_mm.infer.trace_mixture_elbo.mixture_plan`),
+        which the private sites follow."""
+        return mixture_plan(posterior, self.num_subsets, self.decoded_rows)
+
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool) -> Estimate:
+        """The stratified importance-weighted bound with the mixture density, the private latents'
+        terms in the weight of their own stratum only."""
         strat = traces.posterior
         if strat is not None and len(traces.followers) < len(strat.names):
             raise ValueError(
@@ -96,4 +115,6 @@ class TraceMMVAEPlus_ELBO(TraceMixture_ELBO):
                 f"posterior (PrivateLatentGuide); the guide has {traces.followers or 'none'} for modalities "
                 f"{list(strat.names)}"
             )
-        return super().log_weights(traces)
+        estimate, self.last_terms = importance_weighted_bound(
+            traces, surrogate, self.estimator, self.beta, mixture_density=True, owner=type(self).__name__)
+        return estimate

@@ -12,10 +12,12 @@ For a product-of-experts posterior (with the prior expert),
 
 with S_j drawn uniformly from the non-empty subsets of all M modalities at every step. Unlike the
 mixture bound, a term reconstructs only its own subset. Each term is one stratum of the
-posterior (all terms are computed in one vectorised pass); a term whose subset has no observed
-member is dropped for that sample. With K > 1 each term is an IWAE bound. Since a term reconstructs
-only its subset, the model decodes modality m only on the terms that can contain it (the joint
-term, {m} and the random subsets; :class:`~pyro_mm.infer.SelectiveDecodeMessenger`).
+posterior (all terms are computed in one vectorised pass, the importance-weighted bound of
+:mod:`~pyro_mm.infer.importance_weighted` with ``reconstruct_subset_only``); a term whose subset
+has no observed member is dropped for that sample. With K > 1 each term is an IWAE bound. Since a
+term reconstructs only its subset, the model decodes modality m only on the terms that can
+contain it (the joint term, {m} and the random subsets;
+:class:`~pyro_mm.infer.SelectiveDecodeMessenger`).
 
 β (default 1) weighs every term's KL; with KL annealing the weight rises linearly from 0 to β over
 ``annealing_steps`` gradient steps (each call of :meth:`loss_and_grads` or
@@ -51,17 +53,26 @@ NeurIPS 2018.
 
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 import torch
 
-from ..distributions import ProductOfExperts
+from ..protocols import MixturePosterior, StratifiablePosterior, conforms
 from ..subsets import PowerSet
-from .stratified_elbo import StratifiedELBO
+from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from .multimodal_elbo import Estimate, MultimodalELBO
+from .strata_plan import StrataPlan
+from .stratified_traces import StratifiedTraces
 
 __all__ = ["TraceMVAE_ELBO"]
 
 
-class TraceMVAE_ELBO(StratifiedELBO):
+class TraceMVAE_ELBO(MultimodalELBO):
     """MVAE objective: joint + unimodal + ``num_random_subsets`` random-subset ELBOs.
+
+    The guide's shared posterior must be a product of experts: a
+    :class:`~pyro_mm.protocols.StratifiablePosterior` that is not a mixture (e.g.
+    :class:`~pyro_mm.distributions.ProductOfExperts`).
 
     :param int num_particles: K particles per term.
     :param int num_random_subsets: k random subsets per sample per step (0 for none).
@@ -70,11 +81,14 @@ class TraceMVAE_ELBO(StratifiedELBO):
     :param float beta: β ≥ 0, the KL weight (1: the objective itself).
     """
 
+    #: a term reconstructs only its own subset
     reconstruct_subset_only = True
 
     def __init__(self, num_particles: int = 1, num_random_subsets: int = 0,
                  annealing_steps: int = 0, estimator: str = "iwae", beta: float = 1.0):
-        super().__init__(num_particles=num_particles, estimator=estimator, beta=beta)
+        super().__init__(num_particles=num_particles)
+        self.estimator = check_estimator(estimator)
+        self.beta = check_beta(beta)
         if isinstance(num_random_subsets, bool) or not isinstance(num_random_subsets, int) or num_random_subsets < 0:
             raise ValueError(f"num_random_subsets must be an integer >= 0, got {num_random_subsets!r}")
         if isinstance(annealing_steps, bool) or not isinstance(annealing_steps, int) or annealing_steps < 0:
@@ -97,8 +111,12 @@ class TraceMVAE_ELBO(StratifiedELBO):
         super().load_state_dict(state)
         self.step = int(state.get("step", 0))
 
-    def strata(self, posterior):
-        if not isinstance(posterior, ProductOfExperts):
+    # --- the strata: one per term -----------------------------------------------------------------
+    def plan(self, posterior: StratifiablePosterior) -> StrataPlan:
+        """The terms as strata: the joint (stratum 0), the M singletons and the random subsets,
+        each weighted one where its subset has an observed member; decoded where it reconstructs
+        (:meth:`decoded_cells`) and only for the samples that observe each modality."""
+        if conforms(posterior, MixturePosterior):
             raise TypeError(
                 f"TraceMVAE_ELBO needs a product-of-experts posterior, the guide has a {type(posterior).__name__}"
             )
@@ -111,13 +129,15 @@ class TraceMVAE_ELBO(StratifiedELBO):
             everything = torch.ones_like(observed)
             parts.append(PowerSet(M).sample(everything, self.num_random_subsets)[0])
         subsets = torch.cat(parts, 0)
-        weights = (subsets & observed).any(-1).to(posterior.expert_loc.dtype)
-        return subsets, weights
+        weights = (subsets & observed).any(-1).to(posterior.mean.dtype)
+        return StrataPlan(subsets, weights, decoded=self.decoded_cells(posterior), rows=self.decoded_rows(posterior))
 
-    def decoded_cells(self, posterior):
-        """Modality m is reconstructed by the joint term (stratum 0), by {m} (stratum 1 + m) and
-        possibly by the random subsets (the last strata); never by another singleton."""
-        M, S = len(posterior.names), posterior.num_strata
+    def decoded_cells(self, posterior: StratifiablePosterior) -> Optional[Dict[str, torch.Tensor]]:
+        """Modality name -> boolean ``[K, S]``: modality m is reconstructed by the joint term
+        (stratum 0), by {m} (stratum 1 + m) and possibly by the random subsets (the last
+        strata); never by another singleton."""
+        M = len(posterior.names)
+        S = 1 + M + self.num_random_subsets
         cells = {}
         for i, n in enumerate(posterior.names):
             used = torch.ones(self.num_particles, S, dtype=torch.bool)
@@ -126,7 +146,17 @@ class TraceMVAE_ELBO(StratifiedELBO):
             cells[n] = used
         return cells
 
+    # --- the bound --------------------------------------------------------------------------------
+    def per_datapoint(self, traces: StratifiedTraces, surrogate: bool) -> Estimate:
+        """The sum of the terms' importance-weighted bounds, each reconstructing its subset, with
+        this step's KL weight (:meth:`latent_weight`)."""
+        estimate, self.last_terms = importance_weighted_bound(
+            traces, surrogate, self.estimator, self.latent_weight(),
+            reconstruct_subset_only=self.reconstruct_subset_only, owner=type(self).__name__)
+        return estimate
+
     def differentiable_loss(self, model, guide, *args, **kwargs):
+        """As :meth:`MultimodalELBO.differentiable_loss`; each call is one step of the KL annealing."""
         loss = super().differentiable_loss(model, guide, *args, **kwargs)
         self.step += 1
         return loss
