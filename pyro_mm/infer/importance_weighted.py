@@ -60,24 +60,7 @@ from ..protocols import StratifiablePosterior, StratumFollower, conforms
 from .multimodal_elbo import Estimate
 from .stratified_traces import StratifiedTraces
 
-__all__ = ["StratifiedELBO", "LogWeights", "ESTIMATORS", "check_beta", "check_estimator", "log_weights",
-           "importance_weighted_bound"]
-
-ESTIMATORS = ("iwae", "dreg")
-
-
-def check_beta(beta) -> float:
-    """β as a float, or a ``ValueError`` unless it is a finite number ≥ 0."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"beta (the KL weight) must be a finite number >= 0, got {beta!r}")
-    return float(beta)
-
-
-def check_estimator(estimator) -> str:
-    """``estimator``, or a ``ValueError`` unless it is one of :data:`ESTIMATORS`."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    return estimator
+__all__ = ["StratifiedELBO", "LogWeights", "log_weights", "importance_weighted_bound"]
 
 
 @runtime_checkable

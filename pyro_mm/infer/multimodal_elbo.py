@@ -36,6 +36,7 @@ import torch
 from pyro.infer import ELBO
 from pyro.util import warn_if_nan
 
+from ..options import NUM_PARTICLES
 from ..protocols import StratifiablePosterior
 from .contract import ContractCheck
 from .selective_decode_messenger import observed_rows
@@ -66,9 +67,7 @@ class MultimodalELBO(ELBO):
     """
 
     def __init__(self, num_particles: int = 1):
-        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-            raise ValueError(f"num_particles must be an integer >= 1, got {num_particles!r}")
-        super().__init__(num_particles=num_particles, max_plate_nesting=3, vectorize_particles=True)
+        super().__init__(num_particles=NUM_PARTICLES.validate(num_particles), max_plate_nesting=3, vectorize_particles=True)
         #: the terms of the bound at the last evaluation, name -> detached scalar tensor (a mean per
         #: sample), for loggers; set by :meth:`per_datapoint`
         self.last_terms: Dict[str, torch.Tensor] = {}

@@ -109,7 +109,7 @@ from pyro.distributions.util import scale_and_mask
 from ..distributions import normal_kl, normal_log_prob, product_of_experts
 from ..protocols import ConditionalPriorModel
 from .contract import ContractError
-from .importance_weighted import check_beta
+from ..options import BETA, NUM_PARTICLES
 from .multimodal_elbo import Estimate, MultimodalELBO
 from .strata_plan import StrataPlan
 from .stratified_traces import StratifiedTraces
@@ -164,9 +164,7 @@ class TraceMEME_ELBO(MultimodalELBO):
                            ("combine", combine), ("rao_blackwell", rao_blackwell)):
             if value is not None:
                 options[key] = value
-        K = options["num_particles"]
-        if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-            raise ValueError(f"num_particles (K) must be an integer >= 1, got {K!r}")
+        K = NUM_PARTICLES.validate(options["num_particles"])
         lam = options["classifier_weight"]
         per_direction = dict(lam) if isinstance(lam, Mapping) else {}
         default = PRESETS[preset]["classifier_weight"] if per_direction else lam
@@ -181,7 +179,7 @@ class TraceMEME_ELBO(MultimodalELBO):
         self.combine = options["combine"]
         self.extension = extension
         self.rao_blackwell = bool(options["rao_blackwell"])
-        self.beta = check_beta(beta)
+        self.beta = BETA.validate(beta)
 
     def plan(self, posterior) -> StrataPlan:
         """Every direction m → others is a stratum: the unimodal posterior q(z | x_m), weighted by

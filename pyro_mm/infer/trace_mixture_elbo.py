@@ -78,22 +78,15 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..protocols import MixturePosterior, StratifiablePosterior, conforms
-from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from ..options import BETA, ESTIMATOR, NUM_SUBSETS
+from .importance_weighted import importance_weighted_bound
 from .multimodal_elbo import Estimate, MultimodalELBO
 from .strata_plan import StrataPlan
 from .stratified_traces import StratifiedTraces
 
-__all__ = ["TraceMixture_ELBO", "mixture_plan", "check_num_subsets"]
+__all__ = ["TraceMixture_ELBO", "mixture_plan"]
 
 DENSITIES = ("mixture", "subset")
-
-
-def check_num_subsets(num_subsets) -> Optional[int]:
-    """``num_subsets``, or a ``ValueError`` unless it is a positive integer or ``None``."""
-    if num_subsets is not None and (isinstance(num_subsets, bool) or not isinstance(num_subsets, int)
-                                    or num_subsets < 1):
-        raise ValueError(f"num_subsets must be a positive integer or None, got {num_subsets!r}")
-    return num_subsets
 
 
 def mixture_plan(posterior: StratifiablePosterior, num_subsets: Optional[int],
@@ -125,9 +118,9 @@ class TraceMixture_ELBO(MultimodalELBO):
     def __init__(self, num_particles: int = 1, num_subsets: Optional[int] = None,
                  estimator: str = "iwae", density: str = "mixture", beta: float = 1.0):
         super().__init__(num_particles=num_particles)
-        self.estimator = check_estimator(estimator)
-        self.beta = check_beta(beta)
-        self.num_subsets = check_num_subsets(num_subsets)
+        self.estimator = ESTIMATOR.validate(estimator)
+        self.beta = BETA.validate(beta)
+        self.num_subsets = NUM_SUBSETS.validate(num_subsets)
         if density not in DENSITIES:
             raise ValueError(f"density must be one of {DENSITIES}, got {density!r}")
         self.density = density

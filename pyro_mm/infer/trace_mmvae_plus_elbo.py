@@ -70,11 +70,12 @@ from __future__ import annotations
 from typing import Optional
 
 from ..protocols import StratifiablePosterior
-from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from ..options import BETA, ESTIMATOR, NUM_SUBSETS
+from .importance_weighted import importance_weighted_bound
 from .multimodal_elbo import Estimate, MultimodalELBO
 from .strata_plan import StrataPlan
 from .stratified_traces import StratifiedTraces
-from .trace_mixture_elbo import check_num_subsets, mixture_plan
+from .trace_mixture_elbo import mixture_plan
 
 __all__ = ["TraceMMVAEPlus_ELBO"]
 
@@ -96,9 +97,9 @@ class TraceMMVAEPlus_ELBO(MultimodalELBO):
     def __init__(self, num_particles: int = 1, estimator: str = "iwae", num_subsets: Optional[int] = None,
                  beta: float = 1.0):
         super().__init__(num_particles=num_particles)
-        self.estimator = check_estimator(estimator)
-        self.beta = check_beta(beta)
-        self.num_subsets = check_num_subsets(num_subsets)
+        self.estimator = ESTIMATOR.validate(estimator)
+        self.beta = BETA.validate(beta)
+        self.num_subsets = NUM_SUBSETS.validate(num_subsets)
 
     def plan(self, posterior: StratifiablePosterior) -> Optional[StrataPlan]:
         """The mixture's components as strata (:func:`~pyro_mm.infer.trace_mixture_elbo.mixture_plan`),

@@ -59,7 +59,8 @@ import torch
 
 from ..protocols import MixturePosterior, StratifiablePosterior, conforms
 from ..subsets import PowerSet
-from .importance_weighted import check_beta, check_estimator, importance_weighted_bound
+from ..options import ANNEALING_STEPS, BETA, ESTIMATOR, NUM_RANDOM_SUBSETS
+from .importance_weighted import importance_weighted_bound
 from .multimodal_elbo import Estimate, MultimodalELBO
 from .strata_plan import StrataPlan
 from .stratified_traces import StratifiedTraces
@@ -87,14 +88,10 @@ class TraceMVAE_ELBO(MultimodalELBO):
     def __init__(self, num_particles: int = 1, num_random_subsets: int = 0,
                  annealing_steps: int = 0, estimator: str = "iwae", beta: float = 1.0):
         super().__init__(num_particles=num_particles)
-        self.estimator = check_estimator(estimator)
-        self.beta = check_beta(beta)
-        if isinstance(num_random_subsets, bool) or not isinstance(num_random_subsets, int) or num_random_subsets < 0:
-            raise ValueError(f"num_random_subsets must be an integer >= 0, got {num_random_subsets!r}")
-        if isinstance(annealing_steps, bool) or not isinstance(annealing_steps, int) or annealing_steps < 0:
-            raise ValueError(f"annealing_steps must be an integer >= 0, got {annealing_steps!r}")
-        self.num_random_subsets = num_random_subsets
-        self.annealing_steps = annealing_steps
+        self.estimator = ESTIMATOR.validate(estimator)
+        self.beta = BETA.validate(beta)
+        self.num_random_subsets = NUM_RANDOM_SUBSETS.validate(num_random_subsets)
+        self.annealing_steps = ANNEALING_STEPS.validate(annealing_steps)
         self.step = 0
 
     def latent_weight(self) -> float:
