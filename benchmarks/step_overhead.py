@@ -23,7 +23,10 @@ prior and posterior densities of a private latent only in its own stratum, no de
 sample that lacks its modality. The DReG floors compute the IWAE value and a
 doubly-reparameterised surrogate with the same operations as pyro_mm (gradients through w̃² for
 the encoders by a hook on z — and on MMVAE+'s own-stratum w_m —, w̃ for the decoders).
-Every registered method has at least one case (the tests check it).
+Every registered method has at least one case (the tests check it). The floors above are written
+here; a further method's floor and cases live in a file of their own, ``benchmarks/floors/<method>.py``,
+which imports the shared helpers from this module (``from step_overhead import _experts, ...``) and
+defines ``cases(case) -> {name: case(method, floor, **options)}`` with the helper of :func:`cases`.
 
 **The contract checks** (:mod:`pyro_mm.infer.contract`) run on an objective's first evaluation of
 a model, guide and batch layout — here inside the value check, before any timed step. Every
@@ -49,9 +52,11 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
@@ -283,7 +288,8 @@ def floor_mmvae_plus(vae, batch, K: int, beta: float = 1.0):
 def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
     """name -> ``method`` (its name in :data:`pyro_mm.methods.METHODS`), ``build`` (the pyro_mm
     object, built through the registry), ``floor`` (vae, batch -> (loss, surrogate)), ``mixed``
-    (MEME's partly paired batch), ``unimodal`` (the batch's first modality only)."""
+    (MEME's partly paired batch), ``unimodal`` (the batch's first modality only); the cases
+    written here, then those of every ``floors/<method>.py`` (:func:`_floor_files`)."""
     def case(method: str, floor: Callable, **options) -> dict:
         extra = {k: options.pop(k) for k in ("mixed", "unimodal", "pyro_elbo") if k in options}
         cls = METHODS[method]
@@ -309,7 +315,28 @@ def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
         "unimodal, Pyro Trace_ELBO": case("unimodal", iwae1, unimodal=True, pyro_elbo=Trace_ELBO),
         "unimodal, Pyro JitTrace_ELBO": case("unimodal", iwae1, unimodal=True,
                                              pyro_elbo=lambda: JitTrace_ELBO(ignore_jit_warnings=True)),
+        **{name: c for floors in _floor_files() for name, c in floors.cases(case).items()},
     }
+
+
+FLOORS = Path(__file__).resolve().parent / "floors"
+
+
+def _load(name: str, path: Path):
+    """The module ``name`` executed from the file ``path``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _floor_files():
+    """The modules ``floors/*.py`` in name order, each loaded from its file. Their ``from
+    step_overhead import ...`` needs a module of that name: this file, loaded under it unless one
+    is imported already (a script runs as ``__main__``, the tests load it under a name of their own)."""
+    if "step_overhead" not in sys.modules:
+        sys.modules["step_overhead"] = _load("step_overhead", Path(__file__))
+    return [_load(f"step_overhead_floors_{path.stem}", path) for path in sorted(FLOORS.glob("*.py"))]
 
 
 def pyro_loss(vae, elbo, batch: MultimodalBatch) -> Callable:

@@ -15,15 +15,21 @@ from __future__ import annotations
 from typing import List, Optional
 
 from .checkpoint import MODEL_FORMAT, read_payload
+from .guides.joint_encoder import JointEncoderGuide
 from .guides.mutual_supervision import MutualSupervisionGuide
 from .guides.private_latent import PrivateLatentGuide
 from .guides.product_of_experts import ProductOfExpertsGuide
 from .guides.subset_mixture import MixtureOfExpertsGuide, MixtureOfProductsGuide
 from .guides.unimodal import UnimodalGuide
+from .infer.trace_jmvae_elbo import ALPHA as JMVAE_ALPHA
+from .infer.trace_jmvae_elbo import TraceJMVAE_ELBO
 from .infer.trace_meme_elbo import PRESETS, TraceMEME_ELBO
 from .infer.trace_mixture_elbo import TraceMixture_ELBO
+from .infer.trace_mmjsd_elbo import TraceMMJSD_ELBO
 from .infer.trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
 from .infer.trace_mvae_elbo import TraceMVAE_ELBO
+from .infer.trace_mvtcae_elbo import ALPHA as MVTCAE_ALPHA
+from .infer.trace_mvtcae_elbo import TraceMVTCAE_ELBO
 from .method import METHODS, MultimodalVAE, register
 from .modality import Modality
 from .models.mutual_supervision import MutualSupervisionModel
@@ -169,6 +175,58 @@ class MMVAEPlus(MultimodalVAE):
     def build(self, modalities, z_dim, private_dim, family, **options):
         return (PrivateLatentModel(modalities, z_dim, private_dim, family),
                 PrivateLatentGuide(modalities, z_dim, private_dim, family), TraceMMVAEPlus_ELBO(**options))
+
+
+@register
+class JMVAE(MultimodalVAE):
+    """A joint encoder q(z | X) for the samples that observe every modality, with every unimodal
+    encoder drawn to it by α KL(q(z | X) ‖ q(z | x_m)); a sample with a missing modality uses the
+    product of its observed unimodal experts (no prior expert) and its plain ELBO
+    (:class:`~pyro_mm.infer.trace_jmvae_elbo.TraceJMVAE_ELBO`)."""
+
+    method = "jmvae"
+    title = "JMVAE-KL"
+    reference = "Suzuki, Nakayama & Matsuo, ICLR 2017 workshop"
+    summary = "joint encoder for complete samples, unimodal encoders drawn to it by a KL; product of experts otherwise"
+    options = (JMVAE_ALPHA, NUM_PARTICLES, BETA)
+
+    def build(self, modalities, z_dim, **options):
+        return (SharedLatentModel(modalities, z_dim), JointEncoderGuide(modalities, z_dim),
+                TraceJMVAE_ELBO(**options))
+
+
+@register
+class MMJSD(MultimodalVAE):
+    """Mixture of experts with the Jensen–Shannon divergence of the unimodal posteriors and the prior
+    to their geometric mean (the dynamic prior) in place of the KL to the prior; not a lower bound
+    on log p(X) (:class:`~pyro_mm.infer.trace_mmjsd_elbo.TraceMMJSD_ELBO`)."""
+
+    method = "mmjsd"
+    title = "mmJSD"
+    reference = "Sutter, Daunhawer & Vogt, NeurIPS 2020"
+    summary = "mixture of experts; JS divergence of the unimodal posteriors and the prior to a dynamic prior"
+    options = (NUM_PARTICLES.with_default(1, "K, draws from every observed expert"), BETA)
+    subset_family = staticmethod(singletons)
+
+    def build(self, modalities, z_dim, **options):
+        return SharedLatentModel(modalities, z_dim), MixtureOfExpertsGuide(modalities), TraceMMJSD_ELBO(**options)
+
+
+@register
+class MVTCAE(MultimodalVAE):
+    """Product of experts without the prior expert, trained by the total-correlation objective: an
+    ELBO and M conditional information bottlenecks weighed by α; not a lower bound on log p(X) for
+    α > 0 (:class:`~pyro_mm.infer.trace_mvtcae_elbo.TraceMVTCAE_ELBO`)."""
+
+    method = "mvtcae"
+    title = "MVTCAE"
+    reference = "Hwang, Kim, Lee, Kim, Kim & Kim, NeurIPS 2021"
+    summary = "product of experts without the prior expert; (1 - α) ELBO + α conditional information bottlenecks"
+    options = (MVTCAE_ALPHA, NUM_PARTICLES.with_default(1, "K, draws from the product of experts"), BETA)
+
+    def build(self, modalities, z_dim, **options):
+        return (SharedLatentModel(modalities, z_dim), ProductOfExpertsGuide(modalities, prior_expert=False),
+                TraceMVTCAE_ELBO(**options))
 
 
 def load_model(path, map_location="cpu") -> "MultimodalVAE":
