@@ -29,7 +29,7 @@ import statistics
 import torch
 
 from pyro_mm.data.catalog import load_dataset
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 from pyro_mm.provenance import provenance, stamp
 from pyro_mm.training import seconds_per_step
 

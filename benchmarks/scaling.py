@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from step_overhead import make_batch, modalities, peak_memory_mib, quartiles, write_results
 
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 from pyro_mm.metrics.likelihood import log_likelihood
 
 

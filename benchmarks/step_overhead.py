@@ -2,7 +2,7 @@
 
 For every method and estimator the harness times, **interleaved in one process**, (a) one full
 training step through pyro_mm — the method object built through the registry
-(:data:`pyro_mm.methods.METHODS`), whose ``forward(batch)`` is the training loss the
+(:data:`pyro_mm.registry.METHODS`), whose ``forward(batch)`` is the training loss the
 :class:`~pyro_mm.training.Trainer` calls, forward, backward, Adam — and (b) the same step
 of a plain-PyTorch implementation of the same objective with the *same* network modules and data,
 written below: the floor. Each repeat alternates single steps of (a) and (b) ``--steps`` times per
@@ -70,7 +70,7 @@ from torch.nn import functional as F
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.distributions import laplace_log_prob, normal_kl, normal_log_prob
 from pyro_mm.infer.contract import ContractCheck
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 from pyro_mm.modality import Modality
 from pyro_mm.nets import MLPDecoder, MLPEncoder
 from pyro_mm.provenance import provenance, stamp
@@ -286,7 +286,7 @@ def floor_mmvae_plus(vae, batch, K: int, beta: float = 1.0):
 
 # --- the cases --------------------------------------------------------------------------------------
 def cases(features: int, hidden: int, z_dim: int) -> Dict[str, dict]:
-    """name -> ``method`` (its name in :data:`pyro_mm.methods.METHODS`), ``build`` (the pyro_mm
+    """name -> ``method`` (its name in :data:`pyro_mm.registry.METHODS`), ``build`` (the pyro_mm
     object, built through the registry), ``floor`` (vae, batch -> (loss, surrogate)), ``mixed``
     (MEME's partly paired batch), ``unimodal`` (the batch's first modality only); the cases
     written here, then those of every ``floors/<method>.py`` (:func:`_floor_files`)."""

@@ -1,8 +1,8 @@
 """pyro_mm's user-facing API in one import.
 
 * the methods, one user class per objective: every class of the registry :data:`METHODS`, under
-  its class name (:mod:`pyro_mm.methods` lists them: ``UnimodalVAE``, ``MVAE``, ``MEME`` ...), and
-  their base :class:`~pyro_mm.method.MultimodalVAE`;
+  its class name (:mod:`pyro_mm.registry` lists them: ``UnimodalVAE``, ``MVAE``, ``MEME`` ...), and
+  their base :class:`~pyro_mm.multimodal_vae.MultimodalVAE`;
 * :func:`load_model` for any saved model, :func:`default_modalities` for a data set's networks;
 * the data containers :class:`~pyro_mm.batch.MultimodalBatch` and :class:`~pyro_mm.modality.Modality`
   (whose docs list every likelihood: Bernoulli, Normal, Laplace, ``Categorical(K)`` for labels and
@@ -18,8 +18,8 @@ which stay usable on their own with ``pyro.infer.SVI``.
 
 from .batch import MultimodalBatch
 from .defaults import default_modalities
-from .method import METHODS, MultimodalVAE, method_class
-from .methods import load_model
+from .multimodal_vae import METHODS, MultimodalVAE, method_class
+from .registry import load_model
 from .modality import Modality
 
 #: every registered method's user class, under its class name (``from pyro_mm.api import MEME``)

@@ -6,7 +6,7 @@ Bernoulli likelihood, token sequences convolutional encoders and MLP decoders wi
 likelihood, labels (a categorical modality of one class per sample) a one-hot MLP encoder
 (:class:`~pyro_mm.nets.LabelEncoder`) and an MLP decoder to the class logits with a categorical
 likelihood. The latent size is the one the method's networks need
-(:meth:`~pyro_mm.method.MultimodalVAE.latent_size`).
+(:meth:`~pyro_mm.multimodal_vae.MultimodalVAE.latent_size`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Training with PyTorch Lightning: data-parallel, on any accelerator, with Lightning's loggers.
 
 An optional extra (``pip install -e .[lightning]``); the core and the built-in trainer work
-without it. :class:`LightningObjective` trains any :class:`~pyro_mm.training.Objective` — a
-registered method, or ``Objective(model, guide, elbo)`` for your own Pyro model, guide and pyro_mm
-objective — with the **same step function** as the built-in trainer: the objective's ``forward``
-(the loss whose gradient is the objective's estimator), the same fused Adam, the same
+without it. :class:`LightningModelGuideELBO` trains any :class:`~pyro_mm.training.ModelGuideELBO` — a
+registered method, or ``ModelGuideELBO(model, guide, elbo)`` for your own Pyro model, guide and pyro_mm
+ELBO — with the **same step function** as the built-in trainer: the module's ``forward``
+(the loss whose gradient is the ELBO's estimator), the same fused Adam, the same
 initialisation from the data (MEME's pseudo-samples). This is how Pyro itself trains at scale
 (its ``svi_lightning`` example) and how the largest Pyro-based libraries train their modules.
 
@@ -82,7 +82,7 @@ from .checkpoint import (
 from .monitor import log_cross_generation, log_step
 from .options import BATCH_SIZE, CHECKPOINT_EVERY, LR, SEED
 from .training import (
-    Objective,
+    ModelGuideELBO,
     Trainer,
     _masks,
     adam,
@@ -92,7 +92,7 @@ from .training import (
     warn_if_short_of_space,
 )
 
-__all__ = ["LightningObjective", "PyroMMCheckpoint", "WorkerDied", "fit_lightning", "data_loader",
+__all__ = ["LightningModelGuideELBO", "PyroMMCheckpoint", "WorkerDied", "fit_lightning", "data_loader",
            "launched_as_rank_zero", "SUPPORTED_PRECISION"]
 
 #: the precision settings the bounds support
@@ -188,10 +188,10 @@ def _as_is(batch):
 
 
 # --- the module ---------------------------------------------------------------------------------------
-class LightningObjective(L.LightningModule):
-    """A pyro_mm :class:`~pyro_mm.training.Objective` as a ``LightningModule``.
+class LightningModelGuideELBO(L.LightningModule):
+    """A pyro_mm :class:`~pyro_mm.training.ModelGuideELBO` as a ``LightningModule``.
 
-    :param objective: a registered method or ``Objective(model, guide, elbo)``.
+    :param vae: a registered method or ``ModelGuideELBO(model, guide, elbo)``.
     :param float lr: Adam's learning rate.
     :param int seed: seed of every process's sampling (process r uses ``seed + 1 + r``).
     :param int log_every: steps between logged losses and terms.
@@ -199,12 +199,12 @@ class LightningObjective(L.LightningModule):
     :param hparams: the run's settings, logged as its hyper-parameters (``hparams.yaml``).
     """
 
-    def __init__(self, objective: Objective, lr: float = LR.default, seed: int = SEED.default, log_every: int = 1,
+    def __init__(self, vae: ModelGuideELBO, lr: float = LR.default, seed: int = SEED.default, log_every: int = 1,
                  images: Optional[MultimodalBatch] = None, images_every: int = 0, hparams: Optional[dict] = None):
         super().__init__()
-        if not isinstance(objective, Objective):
-            raise TypeError(f"LightningObjective trains a pyro_mm Objective, got {type(objective).__name__}")
-        self.objective = objective
+        if not isinstance(vae, ModelGuideELBO):
+            raise TypeError(f"LightningModelGuideELBO trains a pyro_mm ModelGuideELBO, got {type(vae).__name__}")
+        self.vae = vae
         self.lr, self.seed, self.log_every, self.images, self.images_every = lr, seed, log_every, images, images_every
         if hparams:
             self.save_hyperparameters(dict(hparams))
@@ -237,7 +237,7 @@ class LightningObjective(L.LightningModule):
         elif self._resumed is not None and world == 1:
             restore_rng(self._resumed["rng"])
         elif self._resumed is not None:  # another number of processes: fresh draws, not those of the first run's
-            torch.manual_seed((self.seed + 1 + rank + 1_000_003 * len(self.objective.step_losses)) % 2 ** 63)
+            torch.manual_seed((self.seed + 1 + rank + 1_000_003 * len(self.vae.step_losses)) % 2 ** 63)
         else:
             torch.manual_seed(self.seed + 1 + rank)  # every process draws its own particles
 
@@ -245,7 +245,7 @@ class LightningObjective(L.LightningModule):
         return batch.to(device)
 
     def training_step(self, batch, batch_idx):
-        loss = self.objective(self.objective.to_model(batch))  # the built-in trainer's step function
+        loss = self.vae(self.vae.to_model(batch))  # the built-in trainer's step function
         self._last = (loss.detach(), len(batch))
         return loss * _world_size()  # DDP averages: the gradient of the sum over every process's samples
 
@@ -263,41 +263,41 @@ class LightningObjective(L.LightningModule):
         self.stop_agreed = int(gathered[:, 2].max().item())  # SIGTERM (15) wins over SIGINT (2)
         per_sample = (total / samples).item()
         if not math.isfinite(per_sample):
-            raise FloatingPointError(f"the loss is {per_sample} at step {len(self.objective.step_losses) + 1}; lower "
+            raise FloatingPointError(f"the loss is {per_sample} at step {len(self.vae.step_losses) + 1}; lower "
                                      "the learning rate or check the data")
-        self.objective.step_losses.append(per_sample)
-        step = len(self.objective.step_losses)
+        self.vae.step_losses.append(per_sample)
+        step = len(self.vae.step_losses)
         if self.stream is not None:
             self.position = {**self.position, "skip": self.position["skip"] + gathered.shape[0],
                              "total": self.position["total"] + total.item(),
                              "count": self.position["count"] + int(samples.item())}
             self._epoch_steps += 1
             if self._epoch_steps >= self.stream.batches_this_epoch:  # the epoch's data ran out
-                self.objective.history.append(self.position["total"] / max(self.position["count"], 1))
+                self.vae.history.append(self.position["total"] / max(self.position["count"], 1))
                 self.position = {"epoch": self.position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
                 self.epoch_generator = self.stream.generator.get_state()
                 self._epoch_steps = 0
         if self.trainer.is_global_zero and self.loggers and step % self.log_every == 0:
             epoch = self.position["epoch"] - (self.position["skip"] == 0)  # the epoch of this step
-            log_step(self.loggers, self.objective, per_sample, step, epoch)
+            log_step(self.loggers, self.vae, per_sample, step, epoch)
         if self.trainer.is_global_zero and self.loggers and self.images_every and step % self.images_every == 0 \
                 and self.images is not None:
-            log_cross_generation(self.loggers, self.objective, self.images, step)
+            log_cross_generation(self.loggers, self.vae, self.images, step)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.record_step()
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_start = len(self.objective.step_losses)
+        self._epoch_start = len(self.vae.step_losses)
 
     def on_train_epoch_end(self) -> None:
         if self.stream is None:  # trained on a loader of the caller's: the mean of the epoch's steps
-            done = self.objective.step_losses[self._epoch_start:]
+            done = self.vae.step_losses[self._epoch_start:]
             if done:
-                self.objective.history.append(sum(done) / len(done))
+                self.vae.history.append(sum(done) / len(done))
 
     def configure_optimizers(self):
-        optim = adam(self.objective.parameters(), self.lr)
+        optim = adam(self.vae.parameters(), self.lr)
         if self._resumed is not None:
             optim.load_state_dict(self._resumed["optimizer"])
         return optim
@@ -306,7 +306,7 @@ class LightningObjective(L.LightningModule):
 # --- checkpoints, signals and dead processes -----------------------------------------------------------
 class PyroMMCheckpoint(L.Callback):
     """Writes pyro_mm training checkpoints (:mod:`pyro_mm.checkpoint`) of a
-    :class:`LightningObjective` trained on :func:`fit_lightning`'s data stream: every ``every``
+    :class:`LightningModelGuideELBO` trained on :func:`fit_lightning`'s data stream: every ``every``
     steps, at the end, and when SIGTERM or Ctrl-C stops the run. On a signal (in any process) the
     processes finish the step under way together, the checkpoint is written, and every process
     raises the stop; a second Ctrl-C stops at once.
@@ -324,7 +324,7 @@ class PyroMMCheckpoint(L.Callback):
         self._last_save: Optional[int] = None
         self.peers: Optional[_Peers] = None
         self._previous: Dict[int, object] = {}
-        self._module: Optional[LightningObjective] = None
+        self._module: Optional[LightningModelGuideELBO] = None
         self.interruption: Optional[KeyboardInterrupt] = None  # what stopped the run, if a signal did
 
     # signals
@@ -348,7 +348,7 @@ class PyroMMCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._restore()
-        if self.path is not None and self._last_save != len(pl_module.objective.step_losses):
+        if self.path is not None and self._last_save != len(pl_module.vae.step_losses):
             self.save(trainer, pl_module)
         if self.peers is not None:  # the training is over: a peer that exits from now on has finished
             self.peers.stopping = True
@@ -366,7 +366,7 @@ class PyroMMCheckpoint(L.Callback):
         pl_module.record_step()
         if self._unconfirmed is not None:
             self.saved_step, self._unconfirmed = self._unconfirmed, None
-        steps = len(pl_module.objective.step_losses)
+        steps = len(pl_module.vae.step_losses)
         stop = pl_module.stop_agreed
         if self.path is not None and (stop or (self.every and steps % self.every == 0)):
             self.save(trainer, pl_module)
@@ -375,18 +375,18 @@ class PyroMMCheckpoint(L.Callback):
                 self.peers.stopping = True  # the others end now too: not a death
             raise _StopRequested(stop)
 
-    def save(self, trainer, module: LightningObjective) -> None:
+    def save(self, trainer, module: LightningModelGuideELBO) -> None:
         """Write the checkpoint (a collective: every process calls it; rank 0 writes)."""
         states = [capture_rng()]
         if trainer.world_size > 1:
             states = [None] * trainer.world_size
             torch.distributed.all_gather_object(states, capture_rng())
-        steps = self._last_save = len(module.objective.step_losses)  # the same in every process
+        steps = self._last_save = len(module.vae.step_losses)  # the same in every process
         if not trainer.is_global_zero:  # rank 0 has written it once it joins the next step's gathering
             self._unconfirmed = steps
             return
         atomic_save({"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT],
-                     "description": module.objective.description(), "state_dict": module.objective.state_dict(),
+                     "description": module.vae.description(), "state_dict": module.vae.state_dict(),
                      "optimizer": trainer.optimizers[0].state_dict(), "rng": states[0],
                      "epoch_generator": module.epoch_generator, "position": dict(module.position),
                      "settings": self.settings, "lightning": {"world_size": trainer.world_size, "rng": states}},
@@ -517,7 +517,7 @@ def _distributed_failure(error: BaseException) -> bool:
 
 
 # --- fitting ------------------------------------------------------------------------------------------
-def fit_lightning(objective: Objective, data, batch_size: int = BATCH_SIZE.default, lr: float = LR.default,
+def fit_lightning(vae: ModelGuideELBO, data, batch_size: int = BATCH_SIZE.default, lr: float = LR.default,
                   seed: int = SEED.default, epochs: Optional[int] = None, steps: Optional[int] = None,
                   accelerator: str = "auto", devices="auto", strategy: str = "auto", num_nodes: int = 1,
                   precision: str = "32-true", loggers: Sequence = (), log_every: int = 1,
@@ -525,7 +525,7 @@ def fit_lightning(objective: Objective, data, batch_size: int = BATCH_SIZE.defau
                   default_root_dir=None, callbacks: Sequence = (), checkpoint=None,
                   checkpoint_every: int = CHECKPOINT_EVERY.default, resume: Union[bool, str, Path] = False,
                   config: Optional[dict] = None, hparams: Optional[dict] = None) -> "L.Trainer":
-    """Train ``objective`` on ``data`` (a pyro_mm data set or a :class:`MultimodalBatch`) with a
+    """Train ``vae`` on ``data`` (a pyro_mm data set or a :class:`MultimodalBatch`) with a
     ``lightning.Trainer``; returns the trainer.
 
     ``batch_size`` is per process. ``epochs`` and ``steps`` as in the built-in trainer (whichever
@@ -546,7 +546,7 @@ def fit_lightning(objective: Objective, data, batch_size: int = BATCH_SIZE.defau
     if str(precision) not in SUPPORTED_PRECISION:
         raise ValueError(f"precision {precision!r} is not supported: the bounds' log-sum-exps and summed likelihoods "
                          f"need float32 or float64 ({', '.join(SUPPORTED_PRECISION)})")
-    data = objective.training_data(data)
+    data = vae.training_data(data)
     if _masks(data) is None:
         raise TypeError(f"fit_lightning trains on a pyro_mm data set or a MultimodalBatch, got {type(data).__name__}")
     if len(data) == 0:
@@ -566,21 +566,21 @@ def fit_lightning(objective: Objective, data, batch_size: int = BATCH_SIZE.defau
         if source is not None:
             state = read_payload(source, TRAINING_FORMAT)
             check_settings(source, state, settings)
-            objective.check_compatible(state["description"], source)
-            load_state(objective, state["state_dict"], source)
+            vae.check_compatible(state["description"], source)
+            load_state(vae, state["state_dict"], source)
         if path is not None and rank_zero:
-            warn_if_short_of_space(objective, path)
-        objective.data_sha256 = settings["data_sha256"]
-        objective.initialise(data)  # before the processes part: every process starts from the same state
+            warn_if_short_of_space(vae, path)
+        vae.data_sha256 = settings["data_sha256"]
+        vae.initialise(data)  # before the processes part: every process starts from the same state
         generator = torch.Generator().manual_seed(seed)
         position = {"epoch": 1, "skip": 0}
         if state is not None:
             generator.set_state(state["epoch_generator"])
             position = state["position"]
-        done = len(objective.step_losses)
+        done = len(vae.step_losses)
         steps_left = None if plan.steps is None else plan.steps - done
         epochs_left = None if plan.epochs is None else plan.epochs - (position["epoch"] - 1)
-        module = LightningObjective(objective, lr=lr, seed=seed, log_every=log_every, images=images,
+        module = LightningModelGuideELBO(vae, lr=lr, seed=seed, log_every=log_every, images=images,
                                     images_every=images_every, hparams=hparams)
         stream = _Stream(data, batch_size, generator, position["skip"])
         module.follow(stream, state)

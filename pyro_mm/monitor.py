@@ -34,20 +34,20 @@ TITLE_POINTS = 10
 _GAP, _BACKGROUND, _INK = 2, (32, 32, 32), (235, 235, 235)
 
 
-def step_metrics(objective, loss_per_sample: float) -> Dict[str, float]:
-    """The loss per sample and the terms of the bound at the last step (the objective's
+def step_metrics(vae, loss_per_sample: float) -> Dict[str, float]:
+    """The loss per sample and the terms of the bound at the last step (the ELBO's
     ``last_terms``: each modality's log-likelihood, log p − log q, MEME's paired and unpaired
     bounds ...), as numbers."""
     metrics = {"loss/train": float(loss_per_sample)}
-    terms = getattr(objective.elbo, "last_terms", None) or {}
+    terms = getattr(vae.elbo, "last_terms", None) or {}
     metrics.update({f"terms/{name}": float(value) for name, value in terms.items()})
     return metrics
 
 
-def log_step(loggers: Sequence, objective, loss_per_sample: float, step: int, epoch: int) -> None:
+def log_step(loggers: Sequence, vae, loss_per_sample: float, step: int, epoch: int) -> None:
     """Send a step's loss per sample, the bound's terms (:func:`step_metrics`) and its epoch
     (``progress/epoch``) to every logger."""
-    metrics = {**step_metrics(objective, loss_per_sample), "progress/epoch": epoch}
+    metrics = {**step_metrics(vae, loss_per_sample), "progress/epoch": epoch}
     for logger in loggers:
         logger.log_metrics(metrics, step=step)
 
@@ -168,9 +168,9 @@ class LoggerCallback:
 
     def __call__(self, record) -> None:
         if record.step % self.every == 0:
-            log_step(self.loggers, record.objective, record.loss, record.step, record.epoch)
+            log_step(self.loggers, record.vae, record.loss, record.step, record.epoch)
         if self.images_every and record.step % self.images_every == 0:
-            log_cross_generation(self.loggers, record.objective, self.batch, record.step)
+            log_cross_generation(self.loggers, record.vae, self.batch, record.step)
 
     def close(self) -> None:
         """Write out what the loggers buffer (their ``save``)."""

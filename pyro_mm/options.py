@@ -6,7 +6,7 @@ such as ``batch_size must be a positive integer, got 0``). An option whose defau
 also takes ``None`` (the method decides; no limit).
 
 The options that several places take are the constants below: the objectives' (the registry,
-:mod:`pyro_mm.methods`, declares each method's options from them, with :meth:`Option.with_default`
+:mod:`pyro_mm.registry`, declares each method's options from them, with :meth:`Option.with_default`
 where its default differs, and the estimators' constructors check their arguments with them) and
 the training's (:class:`~pyro_mm.training.Trainer`, its callers and ``pyro-mm train``).
 """

@@ -1,9 +1,9 @@
 """pyro_mm's one training loop.
 
-:class:`Objective` binds a Pyro model, a guide and a pyro_mm objective into one ``torch.nn.Module``
+:class:`ModelGuideELBO` binds a Pyro model, a guide and a pyro_mm ELBO into one ``torch.nn.Module``
 whose ``forward(batch)`` is the training step's loss — the same step function the built-in
 :class:`Trainer` and the Lightning adapter (:mod:`pyro_mm.lightning`) call. Every piece of training
-state lives in the module's own state (``state_dict``): the networks, the objective's state
+state lives in the module's own state (``state_dict``): the networks, the ELBO's state
 (``elbo.state_dict()``, e.g. MVAE's annealing step), what a data-initialised module keeps
 (``get_extra_state``, e.g. whether MEME's pseudo-samples were set from data) and the loss history.
 
@@ -55,18 +55,18 @@ from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, LR_
                       WARMUP_STEPS)
 from .precision import check_precision, float32_precision
 
-__all__ = ["Objective", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES", "Terminated",
+__all__ = ["ModelGuideELBO", "Trainer", "StepRecord", "adam", "seconds_per_step", "LR_SCHEDULES", "Terminated",
            "exit_status", "raise_on_signal", "StopSignals", "DiskSpaceWarning", "checkpoint_size"]
 
 
-class Objective(nn.Module):
+class ModelGuideELBO(nn.Module):
     """A Pyro model, a guide and an objective (a pyro_mm ELBO, or any ``pyro.infer.ELBO`` with a
     ``differentiable_loss``) as one module.
 
     ``forward(batch)`` is the loss of a training step: the negative bound summed over the batch,
-    whose gradient is the objective's estimator. :attr:`history` holds the mean loss per sample of
+    whose gradient is the ELBO's estimator. :attr:`history` holds the mean loss per sample of
     every finished epoch and :attr:`step_losses` the loss per sample of every step; both, and the
-    objective's state, are part of :meth:`state_dict`, and so is :attr:`data_sha256`, the content
+    ELBO's state, are part of :meth:`state_dict`, and so is :attr:`data_sha256`, the content
     hash of the data set it was last trained on.
     """
 
@@ -101,7 +101,7 @@ class Objective(nn.Module):
             self.elbo.load_state_dict(state["elbo"])
 
     def training_data(self, data):
-        """The data this objective trains on, given the caller's (default: the same)."""
+        """The data this vae trains on, given the caller's (default: the same)."""
         return data
 
     def to_model(self, batch: MultimodalBatch) -> MultimodalBatch:
@@ -182,22 +182,22 @@ def batches_per_epoch(data, batch_size: int) -> Optional[int]:
     return len(data) if hasattr(data, "__len__") else None
 
 
-def seconds_per_step(objective: Objective, data, batch_size: int, lr: float, warmup: int = 2, timed: int = 3,
+def seconds_per_step(vae: ModelGuideELBO, data, batch_size: int, lr: float, warmup: int = 2, timed: int = 3,
                      matmul_precision: str = "highest") -> float:
-    """Seconds one training step of ``objective`` takes on this machine: ``timed`` steps (after
+    """Seconds one training step of ``vae`` takes on this machine: ``timed`` steps (after
     ``warmup``) of the trainer's step on the first batch of ``data``, at the float32 matmul
-    precision ``matmul_precision`` (:mod:`pyro_mm.precision`). The steps change ``objective``:
+    precision ``matmul_precision`` (:mod:`pyro_mm.precision`). The steps change ``vae``:
     measure on a copy that is thrown away. The global random state is kept."""
     with torch.random.fork_rng(), float32_precision(matmul_precision):
-        first = next(iter(batches(objective.training_data(data), batch_size, torch.Generator().manual_seed(0))))
-        batch = objective.to_model(first)
-        objective.initialise(batch)
-        optim = adam(objective.parameters(), lr)
+        first = next(iter(batches(vae.training_data(data), batch_size, torch.Generator().manual_seed(0))))
+        batch = vae.to_model(first)
+        vae.initialise(batch)
+        optim = adam(vae.parameters(), lr)
         for step in range(warmup + timed):
             if step == warmup:
                 start = time.perf_counter()
             optim.zero_grad()
-            objective(batch).backward()
+            vae(batch).backward()
             optim.step()
     return (time.perf_counter() - start) / timed
 
@@ -326,18 +326,18 @@ class DiskSpaceWarning(UserWarning):
     """Less free space where checkpoints go than two of them need."""
 
 
-def checkpoint_size(objective: nn.Module, steps: int = 0) -> int:
-    """An estimate, in bytes, of a training checkpoint of ``objective``: its tensors, Adam's two
+def checkpoint_size(vae: nn.Module, steps: int = 0) -> int:
+    """An estimate, in bytes, of a training checkpoint of ``vae``: its tensors, Adam's two
     moments of every parameter, and the loss history."""
-    tensors = sum(t.numel() * t.element_size() for t in objective.state_dict().values() if torch.is_tensor(t))
-    moments = 2 * sum(p.numel() * p.element_size() for p in objective.parameters())
+    tensors = sum(t.numel() * t.element_size() for t in vae.state_dict().values() if torch.is_tensor(t))
+    moments = 2 * sum(p.numel() * p.element_size() for p in vae.parameters())
     return tensors + moments + 24 * steps + 64 * 1024
 
 
-def warn_if_short_of_space(objective: nn.Module, path: Path, stacklevel: int = 3) -> None:
+def warn_if_short_of_space(vae: nn.Module, path: Path, stacklevel: int = 3) -> None:
     """Warn (:class:`DiskSpaceWarning`) when the disk of ``path`` has less free space than two
     checkpoints: a checkpoint is written beside the previous one before it replaces it."""
-    size = checkpoint_size(objective, len(getattr(objective, "step_losses", ())))
+    size = checkpoint_size(vae, len(getattr(vae, "step_losses", ())))
     try:
         free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
     except OSError:
@@ -361,12 +361,12 @@ class StepRecord:
     :ivar int batch: the batch of this step within its epoch (from 1).
     :ivar float seconds: training time since this call of ``fit`` began.
     :ivar int batch_size: samples in the step's batch.
-    :ivar objective: the module being trained.
+    :ivar vae: the module being trained.
     """
 
-    def __init__(self, step: int, epoch: int, batch: int, loss, seconds: float, batch_size: int, objective):
+    def __init__(self, step: int, epoch: int, batch: int, loss, seconds: float, batch_size: int, vae):
         self.step, self.epoch, self.batch, self.seconds = step, epoch, batch, seconds
-        self.batch_size, self.objective = batch_size, objective
+        self.batch_size, self.vae = batch_size, vae
         self._loss = loss
 
     @property
@@ -375,10 +375,10 @@ class StepRecord:
         return float(self._loss)
 
 
-def _checkpoint(objective: Objective, optimizer_state: dict, epoch_generator, position: dict, settings: dict) -> dict:
+def _checkpoint(vae: ModelGuideELBO, optimizer_state: dict, epoch_generator, position: dict, settings: dict) -> dict:
     """A training checkpoint's content: everything a resumed run needs to continue exactly."""
-    return {"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT], "description": objective.description(),
-            "state_dict": objective.state_dict(), "optimizer": optimizer_state, "rng": capture_rng(),
+    return {"format": TRAINING_FORMAT, "version": VERSIONS[TRAINING_FORMAT], "description": vae.description(),
+            "state_dict": vae.state_dict(), "optimizer": optimizer_state, "rng": capture_rng(),
             "epoch_generator": epoch_generator, "position": position, "settings": settings}
 
 
@@ -387,17 +387,17 @@ def _not_finite(value, step: int, position: dict, batch_index: int) -> str:
             "updated no parameter and wrote no checkpoint; lower the learning rate or check the data")
 
 
-def _read_back(objective: Objective, position: dict) -> None:
+def _read_back(vae: ModelGuideELBO, position: dict) -> None:
     """Turn the losses a GPU run kept on the device into numbers, at once; a non-finite one is a
     ``FloatingPointError`` naming its step (whose update the fused optimiser skipped)."""
-    pending = [i for i, v in enumerate(objective.step_losses) if torch.is_tensor(v)]
+    pending = [i for i, v in enumerate(vae.step_losses) if torch.is_tensor(v)]
     if pending:
-        values = torch.stack([objective.step_losses[i] for i in pending]).tolist()
+        values = torch.stack([vae.step_losses[i] for i in pending]).tolist()
         for i, v in zip(pending, values):
-            objective.step_losses[i] = v
+            vae.step_losses[i] = v
         bad = next((i for i, v in zip(pending, values) if not math.isfinite(v)), None)
         if bad is not None:
-            raise FloatingPointError(f"the loss is {objective.step_losses[bad]} at step {bad + 1}; that step updated "
+            raise FloatingPointError(f"the loss is {vae.step_losses[bad]} at step {bad + 1}; that step updated "
                                      "no parameter; lower the learning rate or check the data")
     if torch.is_tensor(position["total"]):
         position["total"] = float(position["total"])
@@ -495,9 +495,9 @@ class Trainer:
         span = max(self.steps - self.warmup_steps, 1)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step - self.warmup_steps, span) / span))
 
-    def fit(self, objective: Objective, data, resume: Union[bool, str, Path] = False,
+    def fit(self, vae: ModelGuideELBO, data, resume: Union[bool, str, Path] = False,
             config: Optional[dict] = None) -> List[float]:
-        """Train ``objective`` on ``data``; returns the mean loss per sample of every epoch.
+        """Train ``vae`` on ``data``; returns the mean loss per sample of every epoch.
 
         A second call on the same object continues the first (see the class).
 
@@ -509,7 +509,7 @@ class Trainer:
         :param config: further settings stored in the checkpoint that a resumed run must repeat
             (e.g. the data set's name and observation scheme, as ``pyro-mm train`` passes).
         """
-        data = objective.training_data(data)
+        data = vae.training_data(data)
         if (_masks(data) is not None or hasattr(data, "__len__")) and len(data) == 0:
             raise ValueError("the training data hold no sample (an empty data set, batch or list of batches)")
         source = self.checkpoint if resume is True else (Path(resume) if resume else None)
@@ -517,30 +517,30 @@ class Trainer:
             raise ValueError("resume=True needs a checkpoint path")
         checkpoint = self.checkpoint if self.checkpoint is not None else source
         if checkpoint is None:
-            return self._run(objective, data, None, None, self.settings(data, config))
+            return self._run(vae, data, None, None, self.settings(data, config))
         with DirectoryLock(checkpoint.parent):
             remove_stale_temporaries(checkpoint)
             settings = self.settings(data, config)
-            state = self._read(objective, source, settings) if source is not None else None
-            warn_if_short_of_space(objective, checkpoint)
-            return self._run(objective, data, checkpoint, state, settings)
+            state = self._read(vae, source, settings) if source is not None else None
+            warn_if_short_of_space(vae, checkpoint)
+            return self._run(vae, data, checkpoint, state, settings)
 
-    def _read(self, objective: Objective, path: Path, settings: dict) -> dict:
-        """Load a checkpoint into ``objective`` and return it, after checking that it was written by
+    def _read(self, vae: ModelGuideELBO, path: Path, settings: dict) -> dict:
+        """Load a checkpoint into ``vae`` and return it, after checking that it was written by
         an object and a run like these (else ``ValueError``, the object untouched)."""
         state = read_payload(path, TRAINING_FORMAT)
         check_settings(path, state, settings)
-        objective.check_compatible(state["description"], path)
-        load_state(objective, state["state_dict"], path)
+        vae.check_compatible(state["description"], path)
+        load_state(vae, state["state_dict"], path)
         return state
 
-    def _run(self, objective: Objective, data, checkpoint: Optional[Path], state: Optional[dict],
+    def _run(self, vae: ModelGuideELBO, data, checkpoint: Optional[Path], state: Optional[dict],
              settings: dict) -> List[float]:
-        """Train from ``state`` (a checkpoint being resumed) or from where the objective stands,
+        """Train from ``state`` (a checkpoint being resumed) or from where the vae stands,
         until the limits or the time budget; returns the mean loss of every epoch."""
-        objective.data_sha256 = settings["data_sha256"]
+        vae.data_sha256 = settings["data_sha256"]
         with float32_precision(self.matmul_precision), StopSignals() as stops:
-            run = _Run(self, objective, data, checkpoint, state, settings, stops)
+            run = _Run(self, vae, data, checkpoint, state, settings, stops)
             try:
                 while not run.finished() and not run.out_of_time:
                     run.epoch()
@@ -553,7 +553,7 @@ class Trainer:
 
 
 class _Run:
-    """One call of :meth:`Trainer.fit` under way: the objective and its Adam, the data order,
+    """One call of :meth:`Trainer.fit` under way: the vae and its Adam, the data order,
     where the next step starts, the limits, and the progress bar, time and divergence watch.
 
     :attr:`position` is where the next step starts: its ``epoch`` (from 1), the batches of that
@@ -562,18 +562,18 @@ class _Run:
     replaces the dict (a checkpoint or the continuation keeps the one it was given).
     """
 
-    def __init__(self, trainer: Trainer, objective: Objective, data, checkpoint: Optional[Path],
+    def __init__(self, trainer: Trainer, vae: ModelGuideELBO, data, checkpoint: Optional[Path],
                  state: Optional[dict], settings: dict, stops: StopSignals):
-        self.trainer, self.objective, self.data = trainer, objective, data
+        self.trainer, self.vae, self.data = trainer, vae, data
         self.checkpoint, self.settings, self.stops = checkpoint, settings, stops
-        objective.initialise(data)
-        self.optim = adam(objective.parameters(), trainer.lr)
+        vae.initialise(data)
+        self.optim = adam(vae.parameters(), trainer.lr)
         self.generator = torch.Generator().manual_seed(trainer.seed)
         self.position = {"epoch": 1, "skip": 0, "total": 0.0, "count": 0}
-        done_before = len(objective.step_losses)
+        done_before = len(vae.step_losses)
         self._pick_up(state, done_before)
         #: the steps and epochs the limits count from: none when resuming (``steps`` and
-        #: ``epochs`` in all), else those the objective has taken (this call's)
+        #: ``epochs`` in all), else those the vae has taken (this call's)
         self.base_steps = 0 if state is not None else done_before
         base_epochs = 0 if state is not None else self.position["epoch"] - 1
         self.step_limit = None if trainer.steps is None else self.base_steps + trainer.steps
@@ -581,7 +581,7 @@ class _Run:
         self.epoch_start = self.generator.get_state()
         self.per_epoch = batches_per_epoch(data, trainer.batch_size)
         #: whether the losses stay on the device until a read-back (the fused Adam on a GPU)
-        self.deferred = bool(self.optim.defaults.get("fused")) and _device(objective).type == "cuda"
+        self.deferred = bool(self.optim.defaults.get("fused")) and _device(vae).type == "cuda"
         total = self._total_steps(done_before)
         self.bar = tqdm(total=total, initial=min(done_before, total) if total else done_before, unit="step",
                         disable=not trainer.progress, dynamic_ncols=True, leave=False)
@@ -591,14 +591,14 @@ class _Run:
         self.between_steps = True
         self.last_saved: Optional[int] = None  #: the step of the last periodic checkpoint
         self.watch = _DivergenceWatch()
-        objective.train()
+        vae.train()
 
     # --- starting ---------------------------------------------------------------------------------
     def _pick_up(self, state: Optional[dict], done_before: int) -> None:
-        """Continue the checkpointed run ``state``, or the objective's last call of fit when it
+        """Continue the checkpointed run ``state``, or the vae's last call of fit when it
         ended after ``done_before`` steps on the same data, batch size and seed; else start afresh."""
-        previous = getattr(self.objective, "_continuation", None)
-        self.objective._continuation = None
+        previous = getattr(self.vae, "_continuation", None)
+        self.vae._continuation = None
         if state is not None:
             self.optim.load_state_dict(state["optimizer"])
             self.generator.set_state(state["epoch_generator"])
@@ -625,7 +625,7 @@ class _Run:
     def finished(self) -> bool:
         """Whether the epoch or the step limit is reached."""
         return ((self.epoch_limit is not None and self.position["epoch"] > self.epoch_limit)
-                or (self.step_limit is not None and len(self.objective.step_losses) >= self.step_limit))
+                or (self.step_limit is not None and len(self.vae.step_losses) >= self.step_limit))
 
     def epoch(self) -> None:
         """The steps of the current epoch from :attr:`position`, until the epoch ends or the run
@@ -647,12 +647,12 @@ class _Run:
         during it waits for its end. Returns whether the run stops after it."""
         self.stops.hold()
         self.between_steps = False
-        batch = self.objective.to_model(batch)
+        batch = self.vae.to_model(batch)
         if len(batch) == 0:
             raise ValueError(f"batch {batch_index + 1} of epoch {self.position['epoch']} holds no sample")
         value = self._update(batch, batch_index)
         per_sample = self._record(value, batch_index, len(batch))
-        step = len(self.objective.step_losses)
+        step = len(self.vae.step_losses)
         if self.per_epoch is not None and self.position["skip"] >= self.per_epoch:
             self.end_epoch()
         self.between_steps = True
@@ -674,9 +674,9 @@ class _Run:
         optim = self.optim
         if self.trainer.lr_schedule != "constant":
             for group in optim.param_groups:
-                group["lr"] = self.trainer.rate(len(self.objective.step_losses) - self.base_steps)
+                group["lr"] = self.trainer.rate(len(self.vae.step_losses) - self.base_steps)
         optim.zero_grad()
-        loss = self.objective(batch)
+        loss = self.vae(batch)
         loss.backward()
         if self.deferred:  # no read-back: a non-finite loss makes the fused update skip itself
             value = loss.detach()
@@ -684,7 +684,7 @@ class _Run:
         else:
             value = loss.item()  # read before the update: a NaN step changes no parameter
             if not math.isfinite(value):
-                raise FloatingPointError(_not_finite(value, len(self.objective.step_losses) + 1, self.position,
+                raise FloatingPointError(_not_finite(value, len(self.vae.step_losses) + 1, self.position,
                                                      batch_index))
         optim.step()
         return value
@@ -693,19 +693,19 @@ class _Run:
         """Keep the step's loss ``value`` (summed over ``batch_size`` samples) and move
         :attr:`position` past its batch; returns the loss per sample."""
         per_sample = value / batch_size
-        self.objective.step_losses.append(per_sample)
+        self.vae.step_losses.append(per_sample)
         position = self.position
         self.position = {**position, "skip": batch_index + 1, "total": position["total"] + value,
                          "count": position["count"] + batch_size}
-        if self.deferred and len(self.objective.step_losses) % self.trainer.READ_EVERY == 0:
-            _read_back(self.objective, self.position)
+        if self.deferred and len(self.vae.step_losses) % self.trainer.READ_EVERY == 0:
+            _read_back(self.vae, self.position)
         return per_sample
 
     def _report(self, step: int, batch_index: int, per_sample, batch_size: int) -> None:
         """The step's :class:`StepRecord` to the callbacks; a warning when the loss diverges."""
         epoch = self.position["epoch"] - (self.position["skip"] == 0)
         record = StepRecord(step, epoch, batch_index + 1, per_sample, time.time() - self.start, batch_size,
-                            self.objective)
+                            self.vae)
         for callback in self.trainer.callbacks:
             callback(record)
         warning = self.watch(step, per_sample) if not self.deferred else None
@@ -729,7 +729,7 @@ class _Run:
         """Record the mean loss per sample of the epoch that ended and start the next one."""
         self.read_back()
         position = self.position
-        self.objective.history.append(position["total"] / max(position["count"], 1))
+        self.vae.history.append(position["total"] / max(position["count"], 1))
         self.position = {"epoch": position["epoch"] + 1, "skip": 0, "total": 0.0, "count": 0}
         self.epoch_start = self.generator.get_state()
 
@@ -737,18 +737,18 @@ class _Run:
     def read_back(self) -> None:
         """On a GPU, turn the losses kept on the device into numbers (:func:`_read_back`)."""
         if self.deferred:
-            _read_back(self.objective, self.position)
+            _read_back(self.vae, self.position)
 
     def save(self) -> None:
         """Write the checkpoint: everything a resumed run needs to continue from :attr:`position`."""
         self.read_back()
-        atomic_save(_checkpoint(self.objective, self.optim.state_dict(), self.epoch_start, self.position,
+        atomic_save(_checkpoint(self.vae, self.optim.state_dict(), self.epoch_start, self.position,
                                 self.settings), self.checkpoint)
 
     def keep_place(self) -> None:
-        """Leave on the objective where the next call of fit continues."""
-        self.objective._continuation = {"optimizer": self.optim.state_dict(), "epoch_generator": self.epoch_start,
-                                        "position": dict(self.position), "steps": len(self.objective.step_losses),
+        """Leave on the vae where the next call of fit continues."""
+        self.vae._continuation = {"optimizer": self.optim.state_dict(), "epoch_generator": self.epoch_start,
+                                        "position": dict(self.position), "steps": len(self.vae.step_losses),
                                         "settings": _continuation_settings(self.settings)}
 
     def interrupted(self, error: KeyboardInterrupt) -> None:
@@ -760,7 +760,7 @@ class _Run:
         if self.checkpoint is not None:
             self.stops.hold()
             self.save()
-            error.checkpoint, error.step = self.checkpoint, len(self.objective.step_losses)
+            error.checkpoint, error.step = self.checkpoint, len(self.vae.step_losses)
 
     def finish(self) -> List[float]:
         """The end of the call: read back, write the checkpoint, keep the place; returns the mean loss
@@ -769,7 +769,7 @@ class _Run:
         if self.checkpoint is not None:
             self.save()
         self.keep_place()
-        return list(self.objective.history)
+        return list(self.vae.history)
 
 
 class _DivergenceWatch:

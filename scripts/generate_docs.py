@@ -7,7 +7,7 @@ The parts:
 
 * ``docs/cli.md`` — every command's ``--help`` (:func:`pyro_mm.cli.reference.markdown_reference`);
 * the README's method table, between ``<!-- methods: ... -->`` and ``<!-- end methods -->`` — one
-  row per registered method (:data:`pyro_mm.methods.METHODS`): its title, its ``--method`` name, its
+  row per registered method (:data:`pyro_mm.registry.METHODS`): its title, its ``--method`` name, its
   user class, the classes of its model, guide and objective (the method built once, at its default
   options, on two tiny modalities) and its paper;
 * the README's result tables — copied from the committed result pages (``scripts/readme_tables.py``).
@@ -46,7 +46,7 @@ def method_rows() -> List[Dict[str, str]]:
     objective that it builds at its default options."""
     import torch
 
-    from pyro_mm.methods import METHODS
+    from pyro_mm.registry import METHODS
     from pyro_mm.modality import Modality
     from pyro_mm.nets import MLPDecoder, MLPEncoder
 

@@ -28,7 +28,7 @@ from pyro.optim import Adam
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from mm_helpers import make_vae, method_cases, small_batch  # noqa: E402
 
-from pyro_mm.methods import METHODS  # noqa: E402
+from pyro_mm.registry import METHODS  # noqa: E402
 from pyro_mm.training import Trainer  # noqa: E402
 
 MISSING = {"complete": 0.0, "incomplete": 0.35}

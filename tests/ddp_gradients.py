@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mm_helpers import make_vae, small_batch  # noqa: E402
 
-from pyro_mm.lightning import LightningObjective  # noqa: E402
-from pyro_mm.methods import METHODS  # noqa: E402
+from pyro_mm.lightning import LightningModelGuideELBO  # noqa: E402
+from pyro_mm.registry import METHODS  # noqa: E402
 
 WORLD, SEED = 2, 7
 #: seconds after which a worker prints every thread's stack (the test gives the run 120 s; alone it takes ~15 s)
@@ -61,8 +61,8 @@ def worker(rank, out):
     for name, missing in CASES:
         vae, batch = build(name, missing)
         start = {k: v.clone() for k, v in vae.state_dict().items() if torch.is_tensor(v)}
-        step = nn.parallel.DistributedDataParallel(_Step(LightningObjective(vae)), find_unused_parameters=True)
-        torch.manual_seed(SEED + 1 + rank)  # as LightningObjective.on_fit_start seeds every process
+        step = nn.parallel.DistributedDataParallel(_Step(LightningModelGuideELBO(vae)), find_unused_parameters=True)
+        torch.manual_seed(SEED + 1 + rank)  # as LightningModelGuideELBO.on_fit_start seeds every process
         step(shard(batch, rank)).backward()
         grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in vae.named_parameters()}
         torch.manual_seed(SEED + 1 + rank)

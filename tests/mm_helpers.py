@@ -19,7 +19,7 @@ from pyro_mm.guides import (
     UnimodalGuide,
 )
 from pyro_mm.infer import TraceMixture_ELBO
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 from pyro_mm.modality import Modality
 from pyro_mm.models import SharedLatentModel
 from pyro_mm.nets import MLPDecoder, MLPEncoder

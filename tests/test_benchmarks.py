@@ -52,7 +52,7 @@ def test_step_overhead_harness_reports_every_case(tmp_path):
 
 def test_every_registered_method_has_a_step_overhead_case():
     """A method added to the registry without a benchmark case (and its floor) fails here."""
-    from pyro_mm.methods import METHODS
+    from pyro_mm.registry import METHODS
 
     bench = _load("step_overhead")
     cases = bench.cases(features=12, hidden=8, z_dim=3)

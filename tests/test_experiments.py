@@ -253,7 +253,7 @@ def test_a_method_has_one_colour_in_every_panel_and_the_legend_names_every_metho
 def test_a_diverging_cell_is_recorded_as_such_and_named_under_the_table(tmp_path, monkeypatch):
     """A cell whose loss turns non-finite is a finished cell without figures: its record says why,
     the grid goes on, and the table names it instead of averaging it in."""
-    from pyro_mm.method import MultimodalVAE
+    from pyro_mm.multimodal_vae import MultimodalVAE
 
     fit = MultimodalVAE.fit
 
@@ -281,7 +281,7 @@ GAPS = {"unimodal": 0.005, "mvae": 0.015, "mmvae": 0.027, "mopoe": 0.10, "meme":
 def synthetic_result(name, cell):
     """A result of the shape ``name``'s evaluation gives, made up for ``cell``: coherences that differ
     by the judges' noise alone (0.1250–0.1264, where a loose axis once showed a trade-off)."""
-    from pyro_mm.methods import METHODS
+    from pyro_mm.registry import METHODS
 
     i, s = list(METHODS).index(cell.method), cell.seed
     coherence = 0.125 + 0.0002 * i + 0.0002 * s
@@ -357,7 +357,7 @@ def test_every_figure_draws_each_method_in_its_palette_colour_and_labels_its_axe
 
 def test_the_palette_gives_every_registered_method_its_own_colour_and_a_variant_its_methods():
     from pyro_mm.experiments.report import PALETTE, method_style
-    from pyro_mm.methods import METHODS
+    from pyro_mm.registry import METHODS
 
     colours = [method_style(m)["color"] for m in METHODS]
     assert len(set(colours)) == len(METHODS) and set(PALETTE) <= set(METHODS)
@@ -370,7 +370,7 @@ def test_the_palette_gives_every_registered_method_its_own_colour_and_a_variant_
 
 def test_a_method_registered_later_takes_a_spare_colour(monkeypatch):
     from pyro_mm.experiments.report import PALETTE, SPARE_COLOURS, method_style
-    from pyro_mm.methods import METHODS
+    from pyro_mm.registry import METHODS
 
     monkeypatch.setitem(METHODS, "plugin", object)
     assert method_style("plugin")["color"] == SPARE_COLOURS[0] not in PALETTE.values()

@@ -23,7 +23,7 @@ import torch
 from mm_helpers import make_vae, small_batch
 
 from pyro_mm.api import MVAE, load_model
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 
 lightning = pytest.importorskip("lightning")
 HERE = Path(__file__).resolve().parent

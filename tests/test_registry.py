@@ -1,5 +1,5 @@
 """The method registry is the only list of methods: what lists them — the command line, the user
-API, the README's method table, ``docs/cli.md`` — reads :data:`pyro_mm.methods.METHODS`, the
+API, the README's method table, ``docs/cli.md`` — reads :data:`pyro_mm.registry.METHODS`, the
 generated parts are current, and a method added to the registry changes no experiment's grid."""
 
 import configparser
@@ -11,8 +11,8 @@ import pytest
 from pyro_mm import api
 from pyro_mm.cli import build_parser
 from pyro_mm.experiments import EXPERIMENTS
-from pyro_mm.method import MultimodalVAE
-from pyro_mm.methods import METHODS
+from pyro_mm.multimodal_vae import MultimodalVAE
+from pyro_mm.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,7 +30,7 @@ from pyro_mm.checkpoint import TRAINING_FORMAT, DirectoryLock, read_payload
 from pyro_mm.cli import main
 from pyro_mm.data.base import MultimodalDataset
 from pyro_mm.data.catalog import DATASETS
-from pyro_mm.training import Objective, Trainer
+from pyro_mm.training import ModelGuideELBO, Trainer
 
 TINY = ["--z-dim", "4", "--no-progress"]
 
@@ -306,7 +306,7 @@ def test_9_empty_data_and_bad_queries_are_named():
 
 
 # 10. --------------------------------------------------------------------------------------------------
-class _Exploding(Objective):
+class _Exploding(ModelGuideELBO):
     """An objective whose loss grows tenfold every step (a diverging training, never NaN)."""
 
     def __init__(self):
@@ -518,9 +518,9 @@ def test_r2_1_sigterm_on_the_lightning_path_saves_says_how_to_continue_and_exits
 def test_r2_1_ctrl_c_on_the_lightning_path_finishes_the_step_saves_and_exits_130(tmp_path, monkeypatch, capsys):
     """Ctrl-C inside a Lightning step (before: exit 1, --out empty): the step finishes, the
     checkpoint holds it, exit status 130; the same command with --resume continues."""
-    from pyro_mm.lightning import LightningObjective
+    from pyro_mm.lightning import LightningModelGuideELBO
 
-    step, calls = LightningObjective.training_step, []
+    step, calls = LightningModelGuideELBO.training_step, []
 
     def pressed(self, batch, batch_idx):
         calls.append(1)
@@ -528,7 +528,7 @@ def test_r2_1_ctrl_c_on_the_lightning_path_finishes_the_step_saves_and_exits_130
             os.kill(os.getpid(), signal.SIGINT)  # inside the third step
         return step(self, batch, batch_idx)
 
-    monkeypatch.setattr(LightningObjective, "training_step", pressed)
+    monkeypatch.setattr(LightningModelGuideELBO, "training_step", pressed)
     out = tmp_path / "run"
     argv = SMALL + ["--steps", "50", "--checkpoint-every", "100", "--out", str(out)] + ONE_PROCESS
     assert main(argv) == 130
@@ -822,7 +822,7 @@ def test_r2_5_a_file_written_by_torch_save_is_named_as_such(tmp_path):
     vae = make_vae(MVAE, 2)
     torch.save(vae, tmp_path / "pickled.pt")
     torch.save(vae.state_dict(), tmp_path / "weights.pt")
-    for name, pattern in (("pickled.pt", r"holds a pyro_mm.methods.MVAE written by torch.save\(\), not a pyro_mm model "
+    for name, pattern in (("pickled.pt", r"holds a pyro_mm.registry.MVAE written by torch.save\(\), not a pyro_mm model "
                                          r"file .*torch.load\(path, weights_only=False\) and write it with .save"),
                           ("weights.pt", r"holds an OrderedDict written by torch.save\(\) \(a state_dict\?\)")):
         with pytest.raises(ValueError, match=pattern) as info:

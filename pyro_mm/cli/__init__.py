@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import List, Optional
 
 from .. import __version__
-from ..methods import METHODS
+from ..registry import METHODS
 from ..training import exit_status, raise_on_signal
 from . import common, data, evaluate, main_job, reproduce, sample, train
 

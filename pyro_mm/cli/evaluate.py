@@ -37,7 +37,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..methods import load_model
+    from ..registry import load_model
     from ..metrics import classifiers_for
     from ..metrics.evaluate import evaluate, write_report
 

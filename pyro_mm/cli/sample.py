@@ -35,7 +35,7 @@ def add_parser(sub):
 def run(args) -> int:
     import torch
 
-    from ..methods import load_model
+    from ..registry import load_model
     from ..metrics.plots import cross_generation_grid
 
     config = common.trained_run(args.run)["config"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict
 
 from ..data.catalog import DATASETS, SCHEMES
-from ..methods import METHODS
+from ..registry import METHODS
 from ..options import BATCH_SIZE, EPOCHS, LR, SEED, STEPS, TIME_BUDGET, Z_DIM
 from ..training import exit_status
 from . import common

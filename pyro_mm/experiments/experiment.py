@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from ..data.catalog import load_dataset, num_modalities_of, observation_scheme
-from ..methods import METHODS
+from ..registry import METHODS
 from .grid import Cell
 
 __all__ = ["Experiment", "DataCache"]
@@ -163,7 +163,7 @@ class Experiment:
         ``callback(record)`` after every step (``record.step``: the steps done, the resumed ones
         included); leave the loss of every step in ``vae.step_losses``; raise
         :class:`FloatingPointError` on a non-finite loss. Default: the method's
-        :meth:`~pyro_mm.method.MultimodalVAE.fit` with the cell's batch, learning rate, schedule
+        :meth:`~pyro_mm.multimodal_vae.MultimodalVAE.fit` with the cell's batch, learning rate, schedule
         and precision."""
         vae.fit(train, epochs=None, steps=cell.steps, batch_size=cell.batch_size, lr=cell.lr, seed=cell.seed,
                 lr_schedule=cell.lr_schedule, warmup_steps=cell.warmup_steps,

@@ -57,10 +57,10 @@ class Cell:
     :ivar networks: keyword arguments of :func:`~pyro_mm.defaults.default_modalities`.
     :ivar labels: what the table reads the cell as (e.g. ``{"f": 0.5, "kept": "mnist"}``).
     :ivar lr, lr_schedule, warmup_steps: Adam's (peak) learning rate and its schedule
-        (:data:`pyro_mm.training.LR_SCHEDULES`), as :meth:`~pyro_mm.method.MultimodalVAE.fit` takes them.
+        (:data:`pyro_mm.training.LR_SCHEDULES`), as :meth:`~pyro_mm.multimodal_vae.MultimodalVAE.fit` takes them.
     :ivar precision: the float32 matmul precision of the training (one of
         :data:`pyro_mm.precision.PRECISIONS`; ``"highest"``: exact float32), passed to
-        :meth:`~pyro_mm.method.MultimodalVAE.fit` as ``matmul_precision``. It is part of the
+        :meth:`~pyro_mm.multimodal_vae.MultimodalVAE.fit` as ``matmul_precision``. It is part of the
         configuration, so cells of different precisions never share a record or a table.
     """
 

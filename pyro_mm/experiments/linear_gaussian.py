@@ -26,7 +26,7 @@ import torch
 from ..batch import MultimodalBatch
 from ..likelihoods import Normal
 from ..linear_gaussian import LinearGaussianModel
-from ..methods import METHODS
+from ..registry import METHODS
 from ..metrics.generative_discrepancy import generative_discrepancy
 from ..modality import Modality
 from ..nets import LinearDecoder, LinearEncoder

@@ -1,7 +1,7 @@
 """The measurements the experiments take of a trained method, in chunks of test samples.
 
 Each wraps a metric of :mod:`pyro_mm.metrics` around a user object
-(:class:`~pyro_mm.method.MultimodalVAE`): cross coherence of its predictions, the linear-probe
+(:class:`~pyro_mm.multimodal_vae.MultimodalVAE`): cross coherence of its predictions, the linear-probe
 accuracy of its posterior means, the Fréchet distance of its generated images in the judging
 classifiers' features, and the canonical correlation of an input with its cross-generated partner.
 """

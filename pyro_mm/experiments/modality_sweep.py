@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
-from ..methods import METHODS as REGISTRY
+from ..registry import METHODS as REGISTRY
 from .experiment import Experiment
 from .grid import Cell
 from .measures import generative_quality

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from ..data.cache import atomic_write_bytes
 from ..extras import require
-from ..methods import METHODS
+from ..registry import METHODS
 from .grid import mean_sd
 
 __all__ = ["summarise", "diverged_note", "markdown_table", "seeds_note", "PALETTE", "method_of", "method_style",

@@ -15,7 +15,7 @@ import torch
 from mm_helpers import make_vae, quick_options, small_batch
 
 from pyro_mm.infer import StratifiedELBO
-from pyro_mm.methods import MEME, METHODS
+from pyro_mm.registry import MEME, METHODS
 
 # every test checks that an objective equals its terms written out by hand, so in float64 (see
 # tests/conftest.py)

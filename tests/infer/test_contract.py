@@ -19,7 +19,7 @@ from pyro_mm.batch import MultimodalBatch
 from pyro_mm.guides import MixtureOfExpertsGuide
 from pyro_mm.infer import ContractError, TraceMixture_ELBO
 from pyro_mm.likelihoods import Categorical
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 from pyro_mm.modality import Modality, decode
 from pyro_mm.nets import LabelEncoder, MLPDecoder, MLPEncoder
 

@@ -9,7 +9,7 @@ from typing import Optional
 import pytest
 from mm_helpers import make_vae
 
-from pyro_mm.methods import METHODS
+from pyro_mm.registry import METHODS
 
 
 def docstring_example(doc: Optional[str]) -> Optional[str]:

@@ -11,7 +11,7 @@ from pyro_mm.batch import MultimodalBatch
 from pyro_mm.guides import PrivateLatentGuide
 from pyro_mm.infer import TraceMixture_ELBO, TraceMMVAEPlus_ELBO
 from pyro_mm.linear_gaussian import LinearGaussianModel
-from pyro_mm.methods import MMVAE, MMVAEPlus, UnimodalVAE
+from pyro_mm.registry import MMVAE, MMVAEPlus, UnimodalVAE
 from pyro_mm.models import PrivateLatentModel
 
 MISSING = [0.0, 0.4]

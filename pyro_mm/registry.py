@@ -1,7 +1,7 @@
 """The registered methods: one user class per objective, each declared once.
 
 Adding a method is one class here (``method``, ``title``, ``reference``, ``summary``, ``options``
-and ``build``) decorated with :func:`~pyro_mm.method.register`, beside its model, guide and
+and ``build``) decorated with :func:`~pyro_mm.multimodal_vae.register`, beside its model, guide and
 objective files (``docs/extending.md``). Everything else that lists the methods reads
 :data:`METHODS`: the list below, :mod:`pyro_mm.api`, ``pyro-mm train``, and the README's method
 table with each method's model, guide and objective (``python scripts/generate_docs.py``).
@@ -30,7 +30,7 @@ from .infer.trace_mmvae_plus_elbo import TraceMMVAEPlus_ELBO
 from .infer.trace_mvae_elbo import TraceMVAE_ELBO
 from .infer.trace_mvtcae_elbo import ALPHA as MVTCAE_ALPHA
 from .infer.trace_mvtcae_elbo import TraceMVTCAE_ELBO
-from .method import METHODS, MultimodalVAE, register
+from .multimodal_vae import METHODS, MultimodalVAE, register
 from .modality import Modality
 from .models.mutual_supervision import MutualSupervisionModel
 from .models.private_latent import PrivateLatentModel

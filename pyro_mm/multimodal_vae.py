@@ -5,14 +5,14 @@ A *method* is a user class — a subclass of :class:`MultimodalVAE` registered w
 (:class:`~pyro_mm.options.Option`: name, default, help, the values it takes) and builds its Pyro
 model, guide and ELBO from modalities, a latent size and those options
 (:meth:`MultimodalVAE.build`). Everything that needs the list of methods reads :data:`METHODS`
-(filled by importing :mod:`pyro_mm.methods`): loading a saved model
-(:func:`pyro_mm.methods.load_model`), ``pyro-mm train``'s options, the command line's description,
+(filled by importing :mod:`pyro_mm.registry`): loading a saved model
+(:func:`pyro_mm.registry.load_model`), ``pyro-mm train``'s options, the command line's description,
 the user API (:mod:`pyro_mm.api`), the README's method table and ``docs/cli.md`` (both written by
 ``python scripts/generate_docs.py``), the benchmarks and the tests. The entries themselves live in
-:mod:`pyro_mm.methods`. The experiments alone name the methods they compare, so that a new method
+:mod:`pyro_mm.registry`. The experiments alone name the methods they compare, so that a new method
 changes no experiment's grid.
 
-A :class:`MultimodalVAE` is a :class:`~pyro_mm.training.Objective` (model, guide and ELBO as one
+A :class:`MultimodalVAE` is a :class:`~pyro_mm.training.ModelGuideELBO` (model, guide and ELBO as one
 module, trained by :class:`~pyro_mm.training.Trainer`) with, following ``pyro.contrib.cevae``,
 ``fit``, the queries ``encode``, ``predict``, ``generate``, ``log_likelihood``, ``to_arviz`` and
 ``save`` / ``load``. Its constructor takes ``(modalities, z_dim, **options)``; the options are
@@ -35,7 +35,7 @@ from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, SEE
                       Z_DIM, Option)
 from .queries import embed, predict, sample_prior
 from .subsets import SubsetFamily
-from .training import Objective, StepRecord, Trainer, load_state
+from .training import ModelGuideELBO, StepRecord, Trainer, load_state
 
 __all__ = ["MultimodalVAE", "METHODS", "register", "method_class"]
 
@@ -64,7 +64,7 @@ def method_class(name: str) -> Type["MultimodalVAE"]:
 
 
 # --- the user classes' base -----------------------------------------------------------------------
-class MultimodalVAE(Objective):
+class MultimodalVAE(ModelGuideELBO):
     """Base class of the methods: a model, a guide and an ELBO built from modalities, a latent size
     and the declared options, trained by the one :class:`~pyro_mm.training.Trainer`.
 
