@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from ..precision import PRECISIONS
+from ..precision import check_precision
 
 __all__ = ["Cell", "mean_sd", "atomic_write_text", "cell_dir"]
 
@@ -80,8 +80,7 @@ class Cell:
     precision: str = "highest"
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"a cell's precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
 
     @classmethod
     def make(cls, method: str, dataset: str, seed: int, steps: int, options=None, data=None, networks=None,

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ..precision import PRECISIONS
+from ..precision import check_precision
 from ..provenance import provenance, stamp
 from .beta_tradeoff import BetaTradeoff
 from .captions import Captions
@@ -72,8 +72,7 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
     _positive(jobs, "jobs")
     if threads is not None:
         _positive(threads, "threads")
-    if precision not in PRECISIONS:
-        raise ValueError(f"the precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     out = Path(out) if out is not None else Path("runs/reproduce") / (name + ("-quick" if quick else ""))
     store = ResultsStore(results, name) if results is not None else None
     cells = [dataclasses.replace(c, precision=precision) for c in experiment.cells(quick, seeds)]

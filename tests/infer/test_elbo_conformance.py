@@ -10,9 +10,13 @@ from pyro.optim import Adam
 
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.protocols import ConditionalPriorModel
+from pyro_mm.registry import METHODS
 
 CASES = method_cases()
 IDS = [c.id for c in CASES]
+#: the cases again, the training of a variant or a further pairing marked slow (.ci/run runs
+#: them): the default run trains every registered method at its defaults
+TRAINING_CASES = [pytest.param(c, id=c.id, marks=() if c.id in METHODS else pytest.mark.slow) for c in CASES]
 MISSING = [0.0, 0.35]
 
 
@@ -116,7 +120,7 @@ def test_decoder_gets_no_gradient_from_samples_where_its_modality_is_missing(cas
 
 
 @pytest.mark.parametrize("missing", MISSING, ids=["complete", "incomplete"])
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", TRAINING_CASES)
 def test_trains_with_svi_and_bound_improves(case, missing):
     model, guide, make_elbo, mods = case.make(2)
     batch = small_batch(mods, batch_size=64, missing=0.3 if missing else 0.0, seed=4)
