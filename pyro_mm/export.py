@@ -35,7 +35,6 @@ xarray's reductions read it directly, e.g. ``tree["posterior"]["z_given"].mean((
 
 from __future__ import annotations
 
-import operator
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -45,6 +44,7 @@ from pyro import poutine
 
 from .batch import MultimodalBatch, check_batch
 from .extras import require
+from .options import NUM_SAMPLES
 
 xr = require("xarray", "arviz", "the ArviZ export")
 from_dict = require("arviz_base", "arviz", "the ArviZ export").from_dict
@@ -62,7 +62,7 @@ def _posterior_draws(guide, latent: str, batch: MultimodalBatch, num_samples: in
     return trace.nodes[latent]["fn"].sample((num_samples,))
 
 
-def to_datatree(vae, batch: MultimodalBatch, num_samples: int = 100,
+def to_datatree(vae, batch: MultimodalBatch, num_samples: int = NUM_SAMPLES.default,
                 step_losses: Optional[Sequence[float]] = None, seed: Optional[int] = None):
     """Posterior draws of z for ``batch`` and the training trace of a pyro_mm user object.
 
@@ -76,13 +76,7 @@ def to_datatree(vae, batch: MultimodalBatch, num_samples: int = 100,
     :raises KeyError: its modalities are not the model's.
     :raises ValueError: ``num_samples`` is not a positive integer.
     """
-    try:
-        count = None if isinstance(num_samples, bool) else operator.index(num_samples)
-    except TypeError:
-        count = None
-    if count is None or count < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    num_samples = count
+    num_samples = NUM_SAMPLES.validate(num_samples)
     names = tuple(vae.names)
     check_batch(batch, names, "to_datatree")
     device = next(vae.parameters()).device

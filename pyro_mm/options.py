@@ -3,24 +3,29 @@
 An :class:`Option` is made by one of the kinds — :func:`integer`, :func:`real`, :func:`choice`,
 :func:`flag`, :func:`weights` — and checks a value with :meth:`Option.validate` (a ``ValueError``
 such as ``batch_size must be a positive integer, got 0``). An option whose default is ``None``
-also takes ``None`` (the method decides; no limit).
+also takes ``None`` (the method decides; no limit). A number may be a NumPy scalar too (any
+:class:`numbers.Integral` for an integer, :class:`numbers.Real` for a real number, never a
+``bool``); :meth:`Option.validate` returns it as an ``int`` or a ``float``.
 
 The options that several places take are the constants below: the objectives' (the registry,
 :mod:`pyro_mm.registry`, declares each method's options from them, with :meth:`Option.with_default`
 where its default differs, and the estimators' constructors check their arguments with them) and
-the training's (:class:`~pyro_mm.training.Trainer`, its callers and ``pyro-mm train``).
+the training's (:class:`~pyro_mm.training.Trainer`, its callers and ``pyro-mm train``); and
+:data:`NUM_SAMPLES`, the draws of the queries, the metrics and the export. An option that one
+module alone takes is declared in that module, from these kinds.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 __all__ = ["Option", "integer", "real", "choice", "flag", "weights", "BETA", "NUM_PARTICLES", "ESTIMATORS",
            "ESTIMATOR", "NUM_SUBSETS", "NUM_RANDOM_SUBSETS", "ANNEALING_STEPS", "CLASSIFIER_WEIGHT", "COMBINE",
            "Z_DIM", "EPOCHS", "STEPS", "BATCH_SIZE", "LR", "TIME_BUDGET", "SEED", "CHECKPOINT_EVERY",
-           "LR_SCHEDULES", "LR_SCHEDULE", "WARMUP_STEPS"]
+           "LR_SCHEDULES", "LR_SCHEDULE", "WARMUP_STEPS", "NUM_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,14 @@ class Option:
 
 
 # --- the kinds ------------------------------------------------------------------------------------
+def _integral(value) -> bool:
+    """An integer, a NumPy one included; not a ``bool``."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
 def _number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A finite real number, a NumPy one included; not a ``bool``."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def _bound(value: int) -> str:
@@ -93,12 +104,11 @@ def _bound(value: int) -> str:
 
 
 def integer(name: str, default: Optional[int], help: str, minimum: int = 0, below: Optional[int] = None) -> Option:
-    """An integer ``n`` with ``minimum ≤ n`` (and ``n < below``)."""
+    """An integer ``n`` with ``minimum ≤ n`` (and ``n < below``), as an ``int``."""
     def convert(value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
-                or (below is not None and value >= below):
+        if not _integral(value) or value < minimum or (below is not None and value >= below):
             raise ValueError(value)
-        return value
+        return int(value)
 
     if below is not None:
         requirement = f"an integer in [{minimum}, {_bound(below)})"
@@ -210,3 +220,9 @@ CHECKPOINT_EVERY = integer("checkpoint_every", 0, "steps between checkpoints (0:
 LR_SCHEDULES = ("constant", "cosine")
 LR_SCHEDULE = choice("lr_schedule", "constant", LR_SCHEDULES, "the learning rate's schedule")
 WARMUP_STEPS = integer("warmup_steps", 0, "steps of linear rise of the learning rate (cosine only)")
+
+# --- the queries', the metrics' and the export's options ------------------------------------------
+#: draws: from the prior (:func:`~pyro_mm.queries.sample_prior`,
+#: :func:`~pyro_mm.metrics.coherence.joint_coherence`) or from each input's posterior
+#: (:func:`~pyro_mm.export.to_datatree`, whose default this is)
+NUM_SAMPLES = integer("num_samples", 100, "samples drawn", minimum=1)

@@ -22,6 +22,7 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from .batch import MultimodalBatch
+from .options import NUM_SAMPLES
 
 __all__ = ["point_estimate", "predict", "sample_prior", "embed", "Z_CHOICES", "LIKELIHOOD_CHOICES"]
 
@@ -93,8 +94,7 @@ def sample_prior(model, num_samples: int, likelihood: str = "mean") -> Dict[str,
     with a ``generative_prior()`` (MEME's learned pseudo-sample priors) draws z from it instead of
     its latent site's prior."""
     _check("likelihood", likelihood, LIKELIHOOD_CHOICES)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"the number of samples must be a positive integer, got {num_samples!r}")
+    num_samples = NUM_SAMPLES.validate(num_samples)
     like = model.prior().mean
     data = {}
     for m in model.modalities:

@@ -17,7 +17,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from .options import integer
+
 __all__ = ["SubsetFamily", "PowerSet", "singletons", "full_set", "power_set"]
+
+#: k, the subsets :meth:`SubsetFamily.sample` draws per sample (a mixture bound's ``num_subsets``)
+K = integer("k", 1, "subsets drawn per sample", minimum=1)
 
 
 class SubsetFamily:
@@ -83,19 +88,19 @@ class SubsetFamily:
 
         :returns: ``(subsets [k, B, M] bool, weights [k, B])`` with every weight ``1/k``.
         """
-        self._check_k(k)
+        k = self._check_k(k)
         probs = self.renormalised_weights(observed, torch.float64).T  # [B, C]
         idx = torch.multinomial(probs, k, replacement=True).T  # [k, B]
         subsets = self.members(observed.device)[idx]
         return subsets, torch.full(idx.shape, 1.0 / k, dtype=dtype, device=observed.device)
 
-    def _check_k(self, k: int) -> None:
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"the number of sampled subsets must be a positive integer, got {k!r}")
+    def _check_k(self, k: int) -> int:
+        k = K.validate(k)
         if k > len(self):
             raise ValueError(
                 f"{k} subsets requested per sample but the family has only {len(self)} subsets"
             )
+        return k
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_subsets={len(self)}, num_modalities={self.num_modalities})"
@@ -138,7 +143,7 @@ class PowerSet(SubsetFamily):
         return torch.full((len(self),), 1.0 / len(self), dtype=torch.float64)
 
     def sample(self, observed, k, dtype=torch.float32):
-        self._check_k(k)
+        k = self._check_k(k)
         n = observed.sum(-1)  # [B]
         u = torch.rand((k,) + n.shape, dtype=torch.float64, device=observed.device)
         count = (2.0 ** n.to(torch.float64)) - 1.0

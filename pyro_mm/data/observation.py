@@ -27,6 +27,8 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from pyro_mm.options import integer
+
 __all__ = [
     "SCHEMES",
     "PairedFraction",
@@ -73,17 +75,15 @@ def paired_masks(n: int, fraction: float, scheme: str = "alternate", seed: int =
     return _masks(n, order[:n_paired], order[n_paired:], scheme)
 
 
-def _check_count(count) -> int:
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"the number of paired samples must be an integer >= 0, got {count!r}")
-    return int(count)
+#: the paired samples of :class:`PairedCount` and :func:`paired_count_masks`
+PAIRED_COUNT = integer("count", 0, "the number of paired samples")
 
 
 def paired_count_masks(n: int, count: int, scheme: str = "alternate", seed: int = 0, labels=None) -> torch.Tensor:
     """Boolean ``[n, 2]`` masks with exactly ``count`` paired rows (see :class:`PairedCount`);
     given ``labels [n]``, ``count / C`` of each of their C classes (the remainder ``count mod C``
     one more each for classes drawn at random)."""
-    count = _check_count(count)
+    count = PAIRED_COUNT.validate(count)
     _check_scheme(scheme)
     if count > n:
         raise ValueError(f"{count} paired samples asked of a data set of {n} samples")
@@ -165,7 +165,7 @@ class PairedCount:
     """
 
     def __init__(self, count: int, scheme: str = "alternate", seed: int = 0, balanced: bool = False):
-        self.count = _check_count(count)
+        self.count = PAIRED_COUNT.validate(count)
         _check_scheme(scheme)
         self.scheme, self.seed, self.balanced = scheme, seed, bool(balanced)
 

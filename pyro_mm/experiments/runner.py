@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from ..options import integer
 from ..precision import check_precision
 from ..provenance import provenance, stamp
 from .beta_tradeoff import BetaTradeoff
@@ -38,14 +39,15 @@ __all__ = ["EXPERIMENTS", "run_experiment"]
 EXPERIMENTS: Dict[str, type] = {cls.name: cls for cls in (MemeTable, ModalitySweep, BetaTradeoff, LinearGaussian, Captions)}
 
 
-def _positive(value, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"the number of {what} must be a positive integer, got {value!r}")
+#: the options of :func:`run_experiment` that are counts
+SEEDS = integer("seeds", None, "seeds per cell (none: 1 quick, 3 full)", minimum=1)
+JOBS = integer("jobs", 1, "cells trained side by side, in worker processes", minimum=1)
+THREADS = integer("threads", None, "torch threads in all, split between the jobs (none: the process's)", minimum=1)
 
 
 def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, out: Optional[Path] = None,
                    progress: bool = True, echo: Callable[[str], None] = print,
-                   experiment: Optional[Experiment] = None, results: Optional[Path] = None, jobs: int = 1,
+                   experiment: Optional[Experiment] = None, results: Optional[Path] = None, jobs: int = JOBS.default,
                    threads: Optional[int] = None, precision: str = "highest", wait: bool = True,
                    table_only: bool = False) -> dict:
     """Run experiment ``name``; returns ``{"markdown", "table", "records", "out", "meta"}``.
@@ -67,11 +69,8 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
         if name not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; choose one of {list(EXPERIMENTS)}")
         experiment = EXPERIMENTS[name]()
-    seeds = (1 if quick else 3) if seeds is None else seeds
-    _positive(seeds, "seeds")
-    _positive(jobs, "jobs")
-    if threads is not None:
-        _positive(threads, "threads")
+    seeds = SEEDS.validate((1 if quick else 3) if seeds is None else seeds)
+    jobs, threads = JOBS.validate(jobs), THREADS.validate(threads)
     check_precision(precision)
     out = Path(out) if out is not None else Path("runs/reproduce") / (name + ("-quick" if quick else ""))
     store = ResultsStore(results, name) if results is not None else None

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from pyro_mm.data.cache import PathLike, cache_file, data_dir, load_arrays, save_arrays
 from pyro_mm.metrics.judge_augmentation import degrade
+from pyro_mm.options import BATCH_SIZE, real
 
 __all__ = [
     "ARCH_VERSION",
@@ -67,6 +68,8 @@ _GENERATION_ATTRS = ("split", "seed", "scale", "backgrounds", "pairings", "fonts
 _FINGERPRINT_ROWS = 256
 # the training's learning rate and number of classes (defaults of train_classifier)
 _LR, _CLASSES = 2e-3, 10
+#: a classifier's passes over its training set (fractional ones too; the default of train_classifier)
+EPOCHS = real("epochs", 4.0, "passes over the training set, fractional ones too", strict=True)
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -198,8 +201,7 @@ def _prepare(dataset, modality: str, epochs: float, batch_size: int, lr: float, 
     """The training of :func:`train_classifier` as ``(model, steps, step)``: ``step(i)`` takes
     training step ``i`` of ``steps`` and returns its loss (call it on one thread)."""
     labels = _labels(dataset)
-    if epochs <= 0 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+    epochs, batch_size = EPOCHS.validate(epochs), BATCH_SIZE.validate(batch_size)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, caller's RNG untouched
         torch.manual_seed(seed)

@@ -28,9 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from pyro_mm.options import BATCH_SIZE, NUM_SAMPLES
+
 __all__ = ["CoherenceResult", "proper_subsets", "predict", "cross_coherence", "joint_coherence"]
 
 Pair = Tuple[Tuple[str, ...], str]
+
+#: the prior samples :func:`joint_coherence` draws per call of ``sample``
+JOINT_BATCH_SIZE = BATCH_SIZE.with_default(1000, "prior samples drawn per call of sample")
 
 
 @dataclass
@@ -148,7 +153,7 @@ def joint_coherence(
     sample: Callable[[int], Mapping[str, torch.Tensor]],
     classifiers: Mapping[str, nn.Module],
     num_samples: int,
-    batch_size: int = 1000,
+    batch_size: int = JOINT_BATCH_SIZE.default,
     names: Optional[Sequence[str]] = None,
 ) -> float:
     """Fraction of ``num_samples`` unconditional samples on whose class all classifiers agree.
@@ -158,8 +163,7 @@ def joint_coherence(
     :param names: the modalities judged (default: every modality in ``classifiers``).
     """
     names = _check_names(classifiers if names is None else names, classifiers)
-    if num_samples < 1 or batch_size < 1:
-        raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
+    num_samples, batch_size = NUM_SAMPLES.validate(num_samples), JOINT_BATCH_SIZE.validate(batch_size)
     agree = 0
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)

@@ -36,14 +36,17 @@ from pyro import poutine
 from pyro_mm.batch import MultimodalBatch
 from pyro_mm.infer.selective_decode_messenger import SelectiveDecodeMessenger, observed_rows
 from pyro_mm.metrics.pareto import pareto_khat
+from pyro_mm.options import NUM_PARTICLES, integer
 
 __all__ = ["importance_log_weights", "log_likelihood", "conditional_log_likelihood", "chunk_rows",
-           "MAX_CHUNK_ROWS", "CPU_CHUNK_BYTES"]
+           "MAX_CHUNK_ROWS", "CPU_CHUNK_BYTES", "CHUNK_SIZE"]
 
 #: most (particle, sample) rows in one chunk on any device
 MAX_CHUNK_ROWS = 2 ** 15
 #: on a CPU, the most bytes a chunk's widest modality takes as float32 (``docs/performance.md``)
 CPU_CHUNK_BYTES = 2 ** 23
+#: the particles of one chunk (``None``: all K, up to :data:`MAX_CHUNK_ROWS`)
+CHUNK_SIZE = integer("chunk_size", None, "particles per chunk (none: all of them, up to MAX_CHUNK_ROWS)", minimum=1)
 
 
 def chunk_rows(batch: MultimodalBatch) -> int:
@@ -66,14 +69,12 @@ def _chunked(model, guide, batch: MultimodalBatch, num_particles: int, chunk_siz
     plate at dim −2, of a block of ``chunk_rows(batch) // chunk_size`` samples (at least one), so
     that a chunk never holds more than :func:`chunk_rows` rows unless one sample's particles do
     and, with the default, every sample is encoded once."""
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
+    num_particles = NUM_PARTICLES.validate(num_particles)
+    chunk_size = CHUNK_SIZE.validate(chunk_size)
     if len(batch) == 0:
         raise ValueError("the batch holds no sample: there is no likelihood to estimate")
     if chunk_size is None:
         chunk_size = min(num_particles, MAX_CHUNK_ROWS)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer (particles per chunk) or None, got {chunk_size!r}")
     block = max(1, chunk_rows(batch) // chunk_size)
     blocks = []
     for first in range(0, len(batch), block):
