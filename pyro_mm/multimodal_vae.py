@@ -31,8 +31,8 @@ import torch
 from .batch import MultimodalBatch
 from .checkpoint import MODEL_FORMAT, VERSIONS, atomic_save, read_payload
 from .modality import Modality
-from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, SEED, STEPS, TIME_BUDGET, WARMUP_STEPS,
-                      Z_DIM, Option)
+from .options import (BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS, LR, LR_SCHEDULE, NUM_SAMPLES, SEED, STEPS, TIME_BUDGET,
+                      WARMUP_STEPS, Z_DIM, Option)
 from .queries import embed, predict, sample_prior
 from .subsets import SubsetFamily
 from .training import ModelGuideELBO, StepRecord, Trainer, load_state
@@ -268,7 +268,7 @@ class MultimodalVAE(ModelGuideELBO):
         (:func:`pyro_mm.queries.sample_prior`)."""
         return sample_prior(self.model, num_samples, likelihood=likelihood)
 
-    def to_arviz(self, batch: MultimodalBatch, num_samples: int = 100, step_losses=None, seed=None):
+    def to_arviz(self, batch: MultimodalBatch, num_samples: int = NUM_SAMPLES.default, step_losses=None, seed=None):
         """Posterior draws of z for ``batch`` and the training trace as an ArviZ DataTree
         (:func:`pyro_mm.export.to_datatree`; save it with :func:`pyro_mm.export.save_datatree`).
         ``step_losses`` defaults to the loss of every training step (``self.step_losses``)."""
