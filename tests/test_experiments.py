@@ -527,3 +527,30 @@ def test_a_chance_level_far_below_the_data_is_noted_not_drawn(tmp_path, monkeypa
     assert low > 0.5 and high - low >= report.FRACTION_SPAN
     assert not [line for line in ax.lines if line.get_label() == "chance"]
     assert "chance (0.1) below the axis" in [t.get_text() for t in ax.texts]
+
+
+def test_the_judges_train_on_all_the_grids_threads_and_the_cells_measure_on_one_jobs(tmp_path, monkeypatch):
+    """Two jobs of one thread each: the duration is measured on one job's thread, the judges not
+    cached yet are timed and trained on both threads (one classifier per thread, the same weights),
+    and the process's thread count is restored whatever happens."""
+    import torch
+
+    experiment = tiny("meme-table")
+    seen = {}
+    measure = type(experiment).judges_seconds
+
+    def judges_seconds(self, cells, threads=1):
+        seen["measured on"], seen["judges timed on"] = torch.get_num_threads(), threads
+        return measure(self, cells, threads)
+
+    def fingerprint(self, cell):
+        seen["judges trained on"] = torch.get_num_threads()
+        raise Interrupt
+
+    monkeypatch.setattr(type(experiment), "judges_seconds", judges_seconds)
+    monkeypatch.setattr(type(experiment), "fingerprint", fingerprint)
+    before = torch.get_num_threads()
+    with pytest.raises(Interrupt):
+        run_experiment("meme-table", quick=True, out=tmp_path, experiment=experiment, progress=False, jobs=2, threads=2)
+    assert seen == {"measured on": 1, "judges timed on": 2, "judges trained on": 2}
+    assert torch.get_num_threads() == before

@@ -9,7 +9,7 @@
   of the fewest) and scaled by ``k``, with untrained stand-ins for the judges (judging costs the
   same whatever the weights), times the cells of that kind;
 * **judges**: the judging classifiers not in the cache yet, a few of their training steps timed
-  times their steps (0 once they are cached).
+  times their steps, as many at once as the grid has threads in all (0 once they are cached).
 
 Training and evaluation are measured at the thread count in effect (a grid of several jobs
 measures at one job's threads) and divided by the number of jobs running side by side.
@@ -120,11 +120,11 @@ def evaluation_seconds(experiment, cells: Sequence[Cell]) -> float:
     return total
 
 
-def estimate_duration(experiment, cells: Sequence[Cell], jobs: int = 1) -> Duration:
+def estimate_duration(experiment, cells: Sequence[Cell], jobs: int = 1, judge_threads: int = 1) -> Duration:
     """The :class:`Duration` of training and evaluating ``cells`` in ``jobs`` processes side by side
-    (measured at the thread count in effect: one job's)."""
+    (measured at the thread count in effect: one job's), the judges trained on ``judge_threads``."""
     if not cells:
         return Duration(0.0, 0.0, 0.0)
     side_by_side = min(jobs, len(cells))
     return Duration(training_seconds(experiment, cells) / side_by_side,
-                    evaluation_seconds(experiment, cells) / side_by_side, experiment.judges_seconds(cells))
+                    evaluation_seconds(experiment, cells) / side_by_side, experiment.judges_seconds(cells, judge_threads))

@@ -96,17 +96,20 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
 def _train(experiment, cells: List[Cell], out: Path, store, jobs: int, threads: Optional[int], wait: bool,
            progress: bool, echo) -> Dict[str, dict]:
     """Train the grid's unfinished cells; the finished records by key."""
-    per_job = max(1, (torch.get_num_threads() if threads is None else threads) // jobs)
     previous = torch.get_num_threads()
+    total = previous if threads is None else threads
+    per_job = max(1, total // jobs)
     torch.set_num_threads(per_job)  # one job's threads: this process's training, or the measurement of a job
     try:
         _, todo, _ = survey(cells, out, store, per_job)
         echo(f"  measuring the duration of the {len(todo)} cells without a finished record (a few steps and a "
              "small evaluation of every kind of cell) ...")
-        duration = estimate_duration(experiment, todo, jobs)
+        duration = estimate_duration(experiment, todo, jobs, judge_threads=total)
         echo(f"  on this machine, {jobs} job(s) of {per_job} thread(s): {duration}; results in {out}")
         experiment.data.progress = progress
+        torch.set_num_threads(total)  # the judges not cached yet train side by side, one classifier per thread
         fingerprints = {c.key: experiment.fingerprint(c) for c in cells}
+        torch.set_num_threads(per_job)
         finished, todo, reasons = survey(cells, out, store, per_job, fingerprints)
         if reasons:
             echo(f"  {sum(reasons.values())} record(s) found do not count: "

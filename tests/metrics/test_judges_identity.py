@@ -2,6 +2,7 @@
 thread whatever the process's thread count, named by :func:`judges_sha256`, cached under a key
 that holds what changes their weights."""
 
+import pytest
 import torch
 
 from pyro_mm.data.catalog import load_dataset
@@ -49,3 +50,19 @@ def test_judges_trained_side_by_side_equal_judges_trained_one_at_a_time(tmp_path
         torch.set_num_threads(threads)
     alone = {n: train_classifier(train, n, epochs=0.3, progress=False) for n in ("mnist", "syndigits")}
     assert judges_sha256(together) == judges_sha256(alone)
+
+
+@pytest.mark.parametrize("workers, rounds", [(1, 2), (2, 1), (5, 1)])
+def test_the_judges_duration_counts_the_classifiers_trained_at_once(tmp_path, monkeypatch, workers, rounds):
+    """With a clock that advances one second per reading, every classifier's timed steps take one
+    second: two equal classifiers take two rounds on one thread and one round on two or more."""
+    import itertools
+
+    from pyro_mm.metrics import classifiers
+
+    train, test = load_dataset("mnist-syndigits", "train", size=200), load_dataset("mnist-syndigits", "test", size=100)
+    clock = itertools.count()
+    monkeypatch.setattr(classifiers.time, "perf_counter", lambda: float(next(clock)))
+    one_round = classifiers.classifiers_training_seconds(train, test, tmp_path, modalities=["mnist"], epochs=1.0)
+    seconds = classifiers.classifiers_training_seconds(train, test, tmp_path, epochs=1.0, workers=workers)
+    assert one_round > 0 and seconds == rounds * one_round
