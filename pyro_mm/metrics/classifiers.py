@@ -28,6 +28,7 @@ that shares it.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -261,9 +262,11 @@ def train_classifier(
     return model.eval()
 
 
-def _run(steps: int, step, bar) -> None:
-    """Take the ``steps`` training steps of ``step``, advancing ``bar``."""
+def _run(steps: int, step, bar, stop: Optional[threading.Event] = None) -> None:
+    """Take the ``steps`` training steps of ``step``, advancing ``bar``, until ``stop`` is set."""
     for i in range(steps):
+        if stop is not None and stop.is_set():
+            return
         loss = step(i)
         bar.update()
         if i % 50 == 0:
@@ -275,15 +278,21 @@ def _train_side_by_side(train_set, plan, device, progress: bool) -> Dict[str, nn
     as :func:`train_classifier` would — one torch thread, its own seeded generator and model —
     but as many at once as the caller had threads, each in a Python thread of its own (torch
     releases the interpreter lock inside its kernels). The weights are those of training them one
-    after another: no computation is shared, and each kernel runs on one thread."""
+    after another: no computation is shared, and each kernel runs on one thread. An interruption
+    of the calling thread (Ctrl-C, SIGTERM) stops every classifier at its next step."""
     workers = max(1, min(len(plan), torch.get_num_threads()))
+    stop = threading.Event()
     with _one_thread():
         prepared = {n: _prepare(train_set, n, training["epochs"], training["batch_size"], _LR, device,
                                 training["seed"], _CLASSES) for n, training, _ in plan}
         with tqdm(total=sum(steps for _, steps, _ in prepared.values()), unit="batch", leave=False,
                   desc=f"classifiers {type(train_set).__name__}/{'+'.join(prepared)}", disable=not progress) as bar, \
                 ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda n: _run(prepared[n][1], prepared[n][2], bar), prepared))
+            try:
+                list(pool.map(lambda n: _run(prepared[n][1], prepared[n][2], bar, stop), prepared))
+            except BaseException:
+                stop.set()  # the pool's exit waits for its threads: let them end at their next step
+                raise
     return {n: model.eval() for n, (model, _, _) in prepared.items()}
 
 

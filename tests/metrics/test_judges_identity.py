@@ -66,3 +66,39 @@ def test_the_judges_duration_counts_the_classifiers_trained_at_once(tmp_path, mo
     one_round = classifiers.classifiers_training_seconds(train, test, tmp_path, modalities=["mnist"], epochs=1.0)
     seconds = classifiers.classifiers_training_seconds(train, test, tmp_path, epochs=1.0, workers=workers)
     assert one_round > 0 and seconds == rounds * one_round
+
+
+
+def test_an_interruption_stops_the_judges_training_at_the_next_step(tmp_path, monkeypatch):
+    """Ctrl-C while two classifiers train side by side (here SIGINT sent to the main thread at the
+    first classifier's third step) ends the call within a few steps, not after their hundreds;
+    nothing is cached."""
+    import signal
+    import threading
+
+    from pyro_mm.metrics import classifiers
+
+    train, test = load_dataset("mnist-syndigits", "train", size=2000), load_dataset("mnist-syndigits", "test", size=100)
+    prepare, taken = classifiers._prepare, []
+
+    def counted(dataset, modality, *args):
+        model, steps, step = prepare(dataset, modality, *args)
+
+        def counting(i):
+            taken.append(i)
+            if modality == "mnist" and i == 2:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return step(i)
+
+        return model, steps, counting
+
+    monkeypatch.setattr(classifiers, "_prepare", counted)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            classifiers_for(train, test, cache_dir=tmp_path, epochs=4.0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert 3 <= len(taken) < 20
+    assert not list(tmp_path.rglob("*.npz"))
