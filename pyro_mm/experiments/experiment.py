@@ -95,15 +95,17 @@ class DataCache:
             self._judges_hashes[key] = judges_sha256(self.judges(name, num_modalities)[0])
         return self._judges_hashes[key]
 
-    def judges_seconds(self, name: str, num_modalities=None, threads: int = 1) -> float:
+    def judges_seconds(self, name: str, num_modalities=None, threads: int = 1, counted=None) -> float:
         """Seconds :meth:`judges` will spend training classifiers (0 where they are cached), called
-        with ``threads`` torch threads (that many classifiers train at once)."""
+        with ``threads`` torch threads (that many classifiers train at once); ``counted``: see
+        :func:`~pyro_mm.metrics.classifiers.classifiers_training_seconds`."""
         from ..metrics.classifiers import classifiers_training_seconds
 
         if (name, num_modalities) in self._judges:
             return 0.0
         return classifiers_training_seconds(self.dataset(name, "train", num_modalities),
-                                            self.dataset(name, "test", num_modalities), workers=threads)
+                                            self.dataset(name, "test", num_modalities), workers=threads,
+                                            counted=counted)
 
     @contextmanager
     def stand_in_judges(self):
@@ -194,9 +196,10 @@ class Experiment:
 
     def judges_seconds(self, cells: Sequence[Cell], threads: int = 1) -> float:
         """Seconds the judges of ``cells`` will take to train where they are not cached yet, on
-        ``threads`` torch threads."""
-        judged = {(c.dataset, c.data_values.get("num_modalities")) for c in cells}
-        return sum(self.data.judges_seconds(name, count, threads) for name, count in sorted(judged, key=str))
+        ``threads`` torch threads; a classifier that several sets share (the same modality and
+        training images) is trained, and counted, once."""
+        judged, counted = {(c.dataset, c.data_values.get("num_modalities")) for c in cells}, set()
+        return sum(self.data.judges_seconds(name, count, threads, counted) for name, count in sorted(judged, key=str))
 
     def report(self, records: Sequence[dict], out: Path, seeds: int) -> Tuple[str, dict]:  # pragma: no cover
         """Write ``figure.png`` into ``out``; return the markdown table and its JSON form. ``seeds``:

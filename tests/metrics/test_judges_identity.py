@@ -68,6 +68,24 @@ def test_the_judges_duration_counts_the_classifiers_trained_at_once(tmp_path, mo
     assert one_round > 0 and seconds == rounds * one_round
 
 
+def test_a_classifier_two_sets_of_judges_share_is_counted_once(tmp_path, monkeypatch):
+    """PolyMNIST's m0 judge is the same file at every number of modalities: the estimate over
+    several sets counts it for the first set only."""
+    import itertools
+
+    from pyro_mm.metrics import classifiers
+
+    train, test = load_dataset("mnist-syndigits", "train", size=200), load_dataset("mnist-syndigits", "test", size=100)
+    clock = itertools.count()
+    monkeypatch.setattr(classifiers.time, "perf_counter", lambda: float(next(clock)))
+    counted = set()
+    both = classifiers.classifiers_training_seconds(train, test, tmp_path, epochs=1.0, counted=counted)
+    again = classifiers.classifiers_training_seconds(train, test, tmp_path, modalities=["mnist"], epochs=1.0,
+                                                     counted=counted)
+    alone = classifiers.classifiers_training_seconds(train, test, tmp_path, modalities=["mnist"], epochs=1.0)
+    assert len(counted) == 2 and again == 0 and both == 2 * alone > 0
+
+
 
 def test_an_interruption_stops_the_judges_training_at_the_next_step(tmp_path, monkeypatch):
     """Ctrl-C while two classifiers train side by side (here SIGINT sent to the main thread at the
