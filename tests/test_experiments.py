@@ -268,7 +268,7 @@ def test_a_diverging_cell_is_recorded_as_such_and_named_under_the_table(tmp_path
     diverged = [r for r in result["records"] if r["result"] is None]
     assert [r["config"]["method"] for r in diverged] == ["mvae"]
     assert diverged[0]["training"]["diverged"] == "the loss is nan at step 2"
-    assert "Diverged (a non-finite loss; no figures): mvae f=0.125 seed 0." in result["markdown"]
+    assert "Diverged (a non-finite loss; no figures): mvae f=0.5 seed 0." in result["markdown"]
     assert all(r["result"] for r in result["records"] if r["config"]["method"] == "meme")
 
 

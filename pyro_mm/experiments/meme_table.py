@@ -72,7 +72,7 @@ class MemeTable(Experiment):
              "Tables 1–3)")
     full_steps = 4000
     #: the quick setting: where the full table's claim is sharpest, one seed, within 15 minutes
-    quick_methods, quick_fractions, quick_steps = ("mvae", "meme"), (0.125,), 2000
+    quick_methods, quick_fractions, quick_steps = ("mvae", "meme"), (0.5,), 2500
     test_samples, probe_samples = TEST_PAIRS, 5000
 
     def rows(self, quick: bool):
