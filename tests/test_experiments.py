@@ -554,3 +554,23 @@ def test_the_judges_train_on_all_the_grids_threads_and_the_cells_measure_on_one_
         run_experiment("meme-table", quick=True, out=tmp_path, experiment=experiment, progress=False, jobs=2, threads=2)
     assert seen == {"measured on": 1, "judges timed on": 2, "judges trained on": 2}
     assert torch.get_num_threads() == before
+
+
+def test_a_cells_generation_parameters_reach_its_training_and_test_sets_and_its_judges(tmp_path):
+    """beta-tradeoff's cells carry their digit scale: the training set, the test set and the
+    judges' training set are built at it, and the fingerprint differs from the default scale's."""
+    import dataclasses
+
+    from pyro_mm.experiments.beta_tradeoff import DIGIT_SCALE
+    from pyro_mm.experiments.experiment import generation_params
+
+    experiment = tiny("beta-tradeoff")
+    cell = experiment.cells(True, 1)[0]
+    assert generation_params(cell) == {"scale": DIGIT_SCALE} != {"scale": 0.75}
+    _, train = experiment.build(cell)
+    test = experiment.data.dataset(cell.dataset, "test", 3, params=generation_params(cell))
+    assert train.scale == test.scale == DIGIT_SCALE
+    default = dataclasses.replace(cell, data=tuple((k, 0.75 if k == "scale" else v) for k, v in cell.data))
+    assert experiment.data.dataset(cell.dataset, "test", 3, params=generation_params(default)).scale == 0.75
+    assert (experiment.data.content_hash(cell.dataset, "test", 3, params=generation_params(cell))
+            != experiment.data.content_hash(cell.dataset, "test", 3, params=generation_params(default)))

@@ -92,13 +92,15 @@ def observation_scheme(scheme: str, fraction: float, num_modalities: int, count:
 
 
 def load_dataset(name: str, split: str, size: Optional[int] = None, observation=None,
-                 num_modalities: Optional[int] = None):
+                 num_modalities: Optional[int] = None, **params):
     """Split ``split`` of data set ``name``, built offline and cached on first use; for the
-    PolyMNIST family, the first ``num_modalities`` of its five modalities (the same images)."""
+    PolyMNIST family, the first ``num_modalities`` of its five modalities (the same images).
+    ``params``: the data set's own generation parameters where they are not its defaults (e.g.
+    Translated-PolyMNIST's digit ``scale``)."""
     count = num_modalities_of(name, num_modalities)
     if name in _VARIABLE:
-        full = DATASETS[name](split, num_modalities=_VARIABLE[name], size=size)
+        full = DATASETS[name](split, num_modalities=_VARIABLE[name], size=size, **params)
         names = full.names[:count]
         data = full if count == len(full.names) else full.only(names)
         return data if observation is None else data.with_observation(observation)
-    return DATASETS[name](split, size=size, observation=observation)
+    return DATASETS[name](split, size=size, observation=observation, **params)

@@ -23,7 +23,20 @@ from ..data.catalog import load_dataset, num_modalities_of, observation_scheme
 from ..registry import METHODS
 from .grid import Cell
 
-__all__ = ["Experiment", "DataCache"]
+__all__ = ["Experiment", "DataCache", "GENERATION_PARAMS", "generation_params"]
+
+#: the data values of a cell that are its data set's own generation parameters, passed to the data
+#: set (a cell without them has the data set's defaults)
+GENERATION_PARAMS = ("scale",)
+
+
+def generation_params(cell: Cell) -> Dict:
+    """The values of :data:`GENERATION_PARAMS` that ``cell``'s data carry."""
+    return {k: v for k, v in cell.data_values.items() if k in GENERATION_PARAMS}
+
+
+def _frozen(params) -> tuple:
+    return tuple(sorted((params or {}).items()))
 
 
 class DataCache:
@@ -51,61 +64,65 @@ class DataCache:
         self.__init__(state["size"])
         self.progress = state["progress"]
 
-    def dataset(self, name: str, split: str, num_modalities=None, scheme="paired", fraction=1.0, size=None):
+    def dataset(self, name: str, split: str, num_modalities=None, scheme="paired", fraction=1.0, size=None,
+                params=None):
+        """A split of data set ``name`` (built once); ``params``: its generation parameters
+        (:data:`GENERATION_PARAMS`) where they are not its defaults."""
         size = self.size if size is None else size
-        key = (name, split, num_modalities, scheme, fraction, size)
+        key = (name, split, num_modalities, scheme, fraction, size, _frozen(params))
         if key not in self._sets:
             count = num_modalities_of(name, num_modalities)
             observation = observation_scheme(scheme, fraction, count) if split == "train" else None
             self._sets[key] = load_dataset(name, split, size=size, observation=observation,
-                                           num_modalities=num_modalities)
+                                           num_modalities=num_modalities, **(params or {}))
         return self._sets[key]
 
-    def content_hash(self, name: str, split: str, num_modalities=None, size=None) -> str:
+    def content_hash(self, name: str, split: str, num_modalities=None, size=None, params=None) -> str:
         """:attr:`~pyro_mm.data.base.MultimodalDataset.content_hash` of a split (computed once)."""
         size = self.size if size is None else size
-        key = (name, split, num_modalities, size)
+        key = (name, split, num_modalities, size, _frozen(params))
         if key not in self._hashes:
-            self._hashes[key] = self.dataset(name, split, num_modalities, size=size).content_hash
+            self._hashes[key] = self.dataset(name, split, num_modalities, size=size, params=params).content_hash
         return self._hashes[key]
 
-    def judges(self, name: str, num_modalities=None):
+    def judges(self, name: str, num_modalities=None, params=None):
         """``(classifiers, accuracies)`` trained on the whole training split (cached on disk too);
         inside :meth:`stand_in_judges`, untrained classifiers of the same architecture."""
         from ..metrics import classifiers_for
         from ..metrics.classifiers import make_classifier
 
-        key = (name, num_modalities)
+        key = (name, num_modalities, _frozen(params))
         if self._standing_in and key not in self._judges:
             if key not in self._stand_ins:
-                train = self.dataset(name, "train", num_modalities)
+                train = self.dataset(name, "train", num_modalities, params=params)
                 self._stand_ins[key] = ({n: make_classifier(train, n).eval() for n in train.names}, {})
             return self._stand_ins[key]
         if key not in self._judges:
-            self._judges[key] = classifiers_for(self.dataset(name, "train", num_modalities),
-                                                self.dataset(name, "test", num_modalities), progress=self.progress)
+            self._judges[key] = classifiers_for(self.dataset(name, "train", num_modalities, params=params),
+                                                self.dataset(name, "test", num_modalities, params=params),
+                                                progress=self.progress)
         return self._judges[key]
 
-    def judges_sha256(self, name: str, num_modalities=None) -> str:
+    def judges_sha256(self, name: str, num_modalities=None, params=None) -> str:
         """:func:`~pyro_mm.metrics.classifiers.judges_sha256` of :meth:`judges` (computed once)."""
         from ..metrics.classifiers import judges_sha256
 
-        key = (name, num_modalities)
+        key = (name, num_modalities, _frozen(params))
         if key not in self._judges_hashes:
-            self._judges_hashes[key] = judges_sha256(self.judges(name, num_modalities)[0])
+            self._judges_hashes[key] = judges_sha256(self.judges(name, num_modalities, params)[0])
         return self._judges_hashes[key]
 
-    def judges_seconds(self, name: str, num_modalities=None, threads: int = 1, counted=None) -> float:
+    def judges_seconds(self, name: str, num_modalities=None, threads: int = 1, counted=None, params=None) -> float:
         """Seconds :meth:`judges` will spend training classifiers (0 where they are cached), called
         with ``threads`` torch threads (that many classifiers train at once); ``counted``: see
         :func:`~pyro_mm.metrics.classifiers.classifiers_training_seconds`."""
         from ..metrics.classifiers import classifiers_training_seconds
 
-        if (name, num_modalities) in self._judges:
+        if (name, num_modalities, _frozen(params)) in self._judges:
             return 0.0
-        return classifiers_training_seconds(self.dataset(name, "train", num_modalities),
-                                            self.dataset(name, "test", num_modalities), workers=threads,
-                                            counted=counted)
+        return classifiers_training_seconds(self.dataset(name, "train", num_modalities, params=params),
+                                            self.dataset(name, "test", num_modalities, params=params),
+                                            workers=threads, counted=counted)
 
     @contextmanager
     def stand_in_judges(self):
@@ -118,9 +135,9 @@ class DataCache:
         finally:
             self._standing_in = False
 
-    def test_batch(self, name: str, num: int, num_modalities=None):
+    def test_batch(self, name: str, num: int, num_modalities=None, params=None):
         """The first ``num`` test samples, every modality observed."""
-        test = self.dataset(name, "test", num_modalities)
+        test = self.dataset(name, "test", num_modalities, params=params)
         return test.batch(torch.arange(min(num, len(test))), complete=True)
 
 
@@ -156,7 +173,7 @@ class Experiment:
         pyro_mm's default networks for the data set (with the cell's network options)."""
         data = cell.data_values
         train = self.data.dataset(cell.dataset, "train", data.get("num_modalities"), data.get("scheme", "paired"),
-                                  data.get("fraction", 1.0), data.get("size"))
+                                  data.get("fraction", 1.0), data.get("size"), generation_params(cell))
         vae = METHODS[cell.method].for_dataset(train, cell.z_dim, networks=cell.network_values, **cell.option_values)
         return vae, train
 
@@ -188,18 +205,20 @@ class Experiment:
         """What ``cell``'s figures depend on beyond its configuration: ``{"data_sha256": {"train":
         ..., "test": ...}, "judges_sha256": ...}``, the content hashes of the cell's training and
         test sets and the hash of the classifiers that judge it (trained here if not cached)."""
-        data = cell.data_values
+        data, params = cell.data_values, generation_params(cell)
         count = data.get("num_modalities")
-        return {"data_sha256": {"train": self.data.content_hash(cell.dataset, "train", count, data.get("size")),
-                                "test": self.data.content_hash(cell.dataset, "test", count)},
-                "judges_sha256": self.data.judges_sha256(cell.dataset, count)}
+        return {"data_sha256": {"train": self.data.content_hash(cell.dataset, "train", count, data.get("size"), params),
+                                "test": self.data.content_hash(cell.dataset, "test", count, params=params)},
+                "judges_sha256": self.data.judges_sha256(cell.dataset, count, params)}
 
     def judges_seconds(self, cells: Sequence[Cell], threads: int = 1) -> float:
         """Seconds the judges of ``cells`` will take to train where they are not cached yet, on
         ``threads`` torch threads; a classifier that several sets share (the same modality and
         training images) is trained, and counted, once."""
-        judged, counted = {(c.dataset, c.data_values.get("num_modalities")) for c in cells}, set()
-        return sum(self.data.judges_seconds(name, count, threads, counted) for name, count in sorted(judged, key=str))
+        judged = {(c.dataset, c.data_values.get("num_modalities"), _frozen(generation_params(c))) for c in cells}
+        counted = set()
+        return sum(self.data.judges_seconds(name, count, threads, counted, dict(params))
+                   for name, count, params in sorted(judged, key=str))
 
     def report(self, records: Sequence[dict], out: Path, seeds: int) -> Tuple[str, dict]:  # pragma: no cover
         """Write ``figure.png`` into ``out``; return the markdown table and its JSON form. ``seeds``:

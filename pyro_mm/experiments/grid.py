@@ -53,7 +53,8 @@ class Cell:
     :ivar seed: seed of the weights, the data order and the sampling.
     :ivar steps: training steps.
     :ivar options: the method's options.
-    :ivar data: the data set's options (``num_modalities``, ``scheme``, ``fraction``, ``size``).
+    :ivar data: the data set's options (``num_modalities``, ``scheme``, ``fraction``, ``size``) and
+        generation parameters (:data:`~pyro_mm.experiments.experiment.GENERATION_PARAMS`, e.g. ``scale``).
     :ivar networks: keyword arguments of :func:`~pyro_mm.defaults.default_modalities`.
     :ivar labels: what the table reads the cell as (e.g. ``{"f": 0.5, "kept": "mnist"}``).
     :ivar lr, lr_schedule, warmup_steps: Adam's (peak) learning rate and its schedule
