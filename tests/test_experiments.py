@@ -574,3 +574,25 @@ def test_a_cells_generation_parameters_reach_its_training_and_test_sets_and_its_
     assert experiment.data.dataset(cell.dataset, "test", 3, params=generation_params(default)).scale == 0.75
     assert (experiment.data.content_hash(cell.dataset, "test", 3, params=generation_params(cell))
             != experiment.data.content_hash(cell.dataset, "test", 3, params=generation_params(default)))
+
+
+#: the minimum grid of each experiment that has one (issue 27), as a predicate on a cell, and its size
+MINIMUM_GRIDS = {
+    "meme-table": (lambda c: c.label_values["row"] in ("mvae", "mmvae", "meme")
+                   and c.label_values["f"] in (1.0, 0.5, 0.125), 27),
+    "modality-sweep": (lambda c: c.method in ("unimodal", "mvae", "mmvae", "mopoe") and c.label_values["M"] in (2, 5)
+                       and c.seed < 2, 14),
+    "beta-tradeoff": (lambda c: c.method in ("mvae", "mmvae") and c.label_values["beta"] in (0.25, 1.0, 4.0)
+                      and c.seed < 2, 12),
+    "captions": (lambda c: c.method in ("mvae", "mmvae", "meme") and c.seed < 2, 12),
+}
+
+
+@pytest.mark.parametrize("name", list(MINIMUM_GRIDS))
+def test_a_full_grid_lists_its_minimum_grid_first(name):
+    """A grid spread over sessions trains the cells that can test the claim before the others."""
+    in_minimum, size = MINIMUM_GRIDS[name]
+    cells = EXPERIMENTS[name]().cells(False, 3)
+    flags = [in_minimum(c) for c in cells]
+    assert sum(flags) == size and flags == sorted(flags, reverse=True)
+    assert len({c.key for c in cells}) == len(cells)

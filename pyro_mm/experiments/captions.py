@@ -29,6 +29,9 @@ DATASET = "captioned-digits"
 #: the methods compared, named here: a method added to the registry changes no grid
 METHODS = ("mvae", "mmvae", "mopoe", "meme", "mmvae+")
 SETTINGS = ((1.0, "paired"), (0.5, "alternate"))
+#: the smallest grid that can test the claim, trained first: seeds 0 and 1 of the claim's three
+#: methods at both fractions
+MINIMUM = {"methods": ("mvae", "mmvae", "meme"), "seeds": 2}
 #: the measures of a cell's result, by their names in the tables
 METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
            "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
@@ -40,7 +43,8 @@ class Captions(Experiment):
     name = "captions"
     title = "Image–caption pairs (captioned digits): coherence both ways and canonical correlation"
     claim = "MEME's cross-generations are more coherent and more correlated with their inputs than MVAE's and MMVAE's"
-    full_steps, quick_steps = 1500, 300
+    #: 5 000 steps: where an MMVAE at its defaults is coherent (0.66 / 0.72; 0.13 at 300 steps)
+    full_steps, quick_steps = 5000, 300
     test_samples = 1000
 
     def methods(self) -> List[str]:
@@ -49,12 +53,16 @@ class Captions(Experiment):
     def describe(self, quick: bool, seeds: int) -> str:
         steps = self.quick_steps if quick else self.full_steps
         return (f"f ∈ {{1, 0.5}}, {steps} steps per cell, {seeds} seed(s)"
-                + (f" (the full setting: {self.full_steps} steps)" if quick else ""))
+                + (f" (the full setting: {self.full_steps} steps)" if quick else
+                   f"; the minimum grid ({', '.join(MINIMUM['methods'])}, seeds 0–1) first"))
 
     def cells(self, quick: bool, seeds: int) -> List[Cell]:
+        """The grid, the cells of :data:`MINIMUM` first (seed by seed)."""
         steps = self.quick_steps if quick else self.full_steps
-        return [Cell.make(method, DATASET, seed, steps, data={"scheme": scheme, "fraction": f}, labels={"f": f})
-                for seed in range(seeds) for method in self.methods() for f, scheme in SETTINGS]
+        cells = [Cell.make(method, DATASET, seed, steps, data={"scheme": scheme, "fraction": f}, labels={"f": f})
+                 for seed in range(seeds) for method in self.methods() for f, scheme in SETTINGS]
+        return sorted(cells, key=lambda c: (not (c.method in MINIMUM["methods"] and c.seed < MINIMUM["seeds"]),
+                                            c.seed))
 
     def evaluate(self, vae, cell: Cell) -> dict:
         classifiers, _ = self.data.judges(DATASET)
