@@ -412,6 +412,13 @@ def test_a_table_caption_says_one_seed_or_over_how_many(name, tmp_path, drawn):
     assert "mean ± sd over 3 seeds" in three and "over seeds" not in three
 
 
+@pytest.mark.parametrize("name", ["meme-table", "linear-gaussian", "beta-tradeoff", "modality-sweep", "captions"])
+def test_a_partial_grid_with_one_seed_so_far_is_captioned_one_seed(name, tmp_path, drawn):
+    """A grid of three seeds of which one has finished: its tables say one seed, not three."""
+    markdown, _ = EXPERIMENTS[name]().report(synthetic_records(name, 1), tmp_path, 3)
+    assert "one seed" in markdown and "over 3 seeds" not in markdown and "(n=1 of 3)" in markdown
+
+
 def coherence_axes(fig):
     """``(axes, "x" or "y")`` of every axis of ``fig`` that shows a coherence."""
     return [(ax, axis) for ax in fig.axes for axis in "xy"

@@ -25,7 +25,7 @@ from .experiment import Experiment, generation_params
 from .grid import Cell
 from .measures import generative_quality
 from .report import (CHANCE, FRACTION_SPAN, frame_axis, markdown_table, method_legend, method_style, save_figure,
-                     seeds_note, spread, subplots, summarise)
+                     seed_counts, seeds_note, spread, subplots, summarise)
 
 __all__ = ["BetaTradeoff"]
 
@@ -101,9 +101,9 @@ class BetaTradeoff(Experiment):
         fd = summarise(records, lambda r: r["fd_unconditional"], beta)
         named = {name: {m: {f"β={b:g}": v for b, v in cols.items()} for m, cols in summary.items()}
                  for name, summary in (("coherence", coherence), ("fd_unconditional", fd))}
-        markdown = (f"**leave-one-out cross coherence** ({seeds_note([seeds])})\n\n"
+        markdown = (f"**leave-one-out cross coherence** ({seeds_note(seed_counts(coherence, seeds))})\n\n"
                     + markdown_table(named["coherence"], seeds)
-                    + f"\n\n**Fréchet distance, m0 unconditional** (lower is better; {seeds_note([seeds])})\n\n"
+                    + f"\n\n**Fréchet distance, m0 unconditional** (lower is better; {seeds_note(seed_counts(fd, seeds))})\n\n"
                     + markdown_table(named["fd_unconditional"], seeds, digits=2))
         _tradeoff_figure(coherence, fd, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in summary.items()}

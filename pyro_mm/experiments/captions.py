@@ -21,7 +21,7 @@ from typing import List, Sequence
 from .experiment import Experiment
 from .grid import Cell
 from .measures import cca, coherence
-from .report import FRACTION_SPAN, Panel, accuracy_panel, line_figure, markdown_table, seeds_note, summarise
+from .report import FRACTION_SPAN, Panel, accuracy_panel, line_figure, markdown_table, seed_counts, seeds_note, summarise
 
 __all__ = ["Captions"]
 
@@ -75,7 +75,7 @@ class Captions(Experiment):
     def report(self, records: Sequence[dict], out: Path, seeds: int):
         summaries = {name: summarise(records, fn, lambda config: f"f={config['labels']['f']:g}")
                      for name, fn in METRICS.items()}
-        markdown = "\n\n".join(f"**{name}** ({seeds_note([seeds])})\n\n{markdown_table(s, seeds)}"
+        markdown = "\n\n".join(f"**{name}** ({seeds_note(seed_counts(s, seeds))})\n\n{markdown_table(s, seeds)}"
                                for name, s in summaries.items())
         _figure(records, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}

@@ -32,7 +32,7 @@ from ..modality import Modality
 from ..nets import LinearDecoder, LinearEncoder
 from .experiment import Experiment
 from .grid import Cell
-from .report import markdown_table, method_style, save_figure, seeds_note, spread, subplots, summarise
+from .report import markdown_table, method_style, save_figure, seed_counts, seeds_note, spread, subplots, summarise
 
 __all__ = ["LinearGaussian", "linear_modalities", "data_options", "METHODS_COMPARED"]
 
@@ -137,7 +137,7 @@ class LinearGaussian(Experiment):
                                      lambda config: name) for name, key in rows.items()}
         merged = {m: {name: summaries[name][m][name] for name in rows} for m in summaries["trained bound"]}
         markdown = (markdown_table(merged, seeds)
-                    + f"\n\n(per sample; {seeds_note([seeds])}; — : not a sub-sampled mixture bound)")
+                    + f"\n\n(per sample; {seeds_note(seed_counts(merged, seeds))}; — : not a sub-sampled mixture bound)")
         markdown = re.sub(r"\bnan(?: ± nan)?", "—", markdown)
         _figure(records, out / "figure.png", self.title)
         return markdown, {m: {k: list(v) for k, v in cols.items()} for m, cols in merged.items()}

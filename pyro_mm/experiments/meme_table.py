@@ -28,7 +28,7 @@ from .experiment import Experiment
 from .grid import Cell
 from .measures import coherence, latent_accuracy, relatedness
 from .verdict import difference, verdict
-from .report import accuracy_panel, diverged_note, line_figure, markdown_table, seeds_note, summarise
+from .report import accuracy_panel, diverged_note, line_figure, markdown_table, seed_counts, seeds_note, summarise
 
 __all__ = ["MemeTable"]
 
@@ -127,8 +127,8 @@ class MemeTable(Experiment):
                    "relatedness: W2 of unrelated pairs":
                        lambda r: (r["relatedness"] or {}).get("unrelated_w2", float("nan"))}
         summaries = {name: summarise(records, fn, column) for name, fn in metrics.items()}
-        caption = seeds_note([seeds])
-        markdown = "\n\n".join([f"**{name}** ({caption})\n\n{markdown_table(s, seeds)}" for name, s in summaries.items()]
+        markdown = "\n\n".join([f"**{name}** ({seeds_note(seed_counts(s, seeds))})\n\n{markdown_table(s, seeds)}"
+                                  for name, s in summaries.items()]
                                  + [diverged_note(records)]).strip()
         markdown += "\n\n" + self.verdicts(records)
         panels = [accuracy_panel(name, summarise(records, fn, lambda config: config["labels"]["f"]),

@@ -22,7 +22,7 @@ from ..registry import METHODS as REGISTRY
 from .experiment import Experiment
 from .grid import Cell
 from .measures import generative_quality
-from .report import Panel, accuracy_panel, line_figure, markdown_table, seeds_note, summarise
+from .report import Panel, accuracy_panel, line_figure, markdown_table, seed_counts, seeds_note, summarise
 
 __all__ = ["ModalitySweep"]
 
@@ -106,7 +106,7 @@ class ModalitySweep(Experiment):
         summaries = {name: summarise([r for r in expanded if key in (r["result"] or {})], lambda res, key=key: res[key],
                                      lambda config: f"M={config['labels']['M']}")
                      for key, name in METRICS.items()}
-        markdown = "\n\n".join(f"**{name}** ({seeds_note([seeds])})\n\n"
+        markdown = "\n\n".join(f"**{name}** ({seeds_note(seed_counts(s, seeds))})\n\n"
                                f"{markdown_table(s, seeds, digits=3 if 'coherence' in name else 2)}"
                                for name, s in summaries.items())
         markdown += "\n\n" + verdicts(records)

@@ -22,7 +22,7 @@ from ..extras import require
 from ..registry import METHODS
 from .grid import mean_sd
 
-__all__ = ["summarise", "diverged_note", "markdown_table", "seeds_note", "PALETTE", "method_of", "method_style",
+__all__ = ["summarise", "diverged_note", "markdown_table", "seeds_note", "seed_counts", "PALETTE", "method_of", "method_style",
            "CHANCE", "FRACTION_SPAN", "Panel", "accuracy_panel", "line_figure", "spread", "frame_axis", "method_legend",
            "subplots", "pyplot", "save_figure"]
 
@@ -56,6 +56,12 @@ def summarise(records: Sequence[dict], metric: Callable[[dict], float], column: 
     return {m: {c: (*mean_sd(v), len(v)) for c, v in cols.items()} for m, cols in values.items()}
 
 
+def seed_counts(summary: Summary, seeds: int) -> List[int]:
+    """The numbers of seeds of a summary's entries (``[seeds]`` for an empty one): what its
+    table's caption describes, so that a table of one seed so far does not read "over 3 seeds"."""
+    return [point[2] for cols in summary.values() for point in cols.values()] or [seeds]
+
+
 def diverged_note(records: Sequence[dict]) -> str:
     """A line naming the cells whose training diverged (a non-finite loss), or ``""``."""
     cells = [f"{r['config']['labels'].get('row', r['config']['method'])} "
@@ -87,7 +93,7 @@ def markdown_table(summary: Summary, seeds: int, digits: int = 3, first: str = "
 def seeds_note(counts: Iterable[int]) -> str:
     """What a table's cells or a figure's points over ``counts`` seeds are: ``"one seed"``,
     ``"mean ± sd over 3 seeds"``, or ``"mean ± sd over 1–3 seeds"`` for a partial grid. A table's
-    caption is ``f"({seeds_note([seeds])})"``."""
+    caption is ``f"({seeds_note(seed_counts(summary, seeds))})"``."""
     counts = sorted(set(counts))
     if counts[-1] == 1:
         return "one seed"
