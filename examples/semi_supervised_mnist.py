@@ -425,7 +425,7 @@ class SemiSupervisedMNIST(Experiment):
                                 "test": self.data.content_hash(DATASET, "test")},
                 "judges_sha256": None}
 
-    def judges_seconds(self, cells: Sequence[Cell]) -> float:
+    def judges_seconds(self, cells: Sequence[Cell], threads: int = 1) -> float:
         return 0.0
 
     def report(self, records: Sequence[dict], out: Path, seeds: int):
