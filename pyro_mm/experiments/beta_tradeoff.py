@@ -22,7 +22,7 @@ from typing import List, Sequence
 
 from ..main_job import MainJobConfig
 from .experiment import Experiment, generation_params
-from .grid import Cell
+from .grid import Cell, by_priority
 from .measures import generative_quality
 from .report import (CHANCE, FRACTION_SPAN, frame_axis, markdown_table, method_legend, method_style, save_figure,
                      seed_counts, seeds_note, spread, subplots, summarise)
@@ -87,7 +87,7 @@ class BetaTradeoff(Experiment):
                            labels={"beta": beta}, lr=_SCHEDULE.lr, lr_schedule=_SCHEDULE.lr_schedule,
                            warmup_steps=_SCHEDULE.warmup_steps)
                  for seed in range(seeds) for method in self.methods(quick) for beta in self.betas(quick)]
-        return sorted(cells, key=lambda c: (_priority(c), c.seed))
+        return by_priority(cells, _priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         params = generation_params(cell)

@@ -19,11 +19,11 @@ import statistics
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..precision import check_precision
 
-__all__ = ["Cell", "mean_sd", "atomic_write_text", "cell_dir"]
+__all__ = ["Cell", "by_priority", "mean_sd", "atomic_write_text", "cell_dir"]
 
 
 def _frozen(mapping: Optional[Mapping[str, Any]]) -> Tuple[Tuple[str, Any], ...]:
@@ -119,6 +119,12 @@ class Cell:
         parts = [self.method] + [f"{k}{v}" for k, v in self.labels] + [f"seed{self.seed}"]
         slug = re.sub(r"[^A-Za-z0-9.+=_-]+", "_", "-".join(str(p) for p in parts))
         return f"{slug}-{digest}"
+
+
+def by_priority(cells: Sequence[Cell], priority: Callable[[Cell], int]) -> List[Cell]:
+    """``cells`` in order of ``priority(cell)`` (0 first: the grid's minimum comparison), seed by
+    seed within each, so that a grid spread over sessions holds its minimum grid as early as possible."""
+    return sorted(cells, key=lambda c: (priority(c), c.seed))
 
 
 def cell_dir(out: Path, cell: Cell) -> Path:

@@ -25,7 +25,7 @@ import torch
 
 from ..main_job import TEST_PAIRS, MainJobConfig
 from .experiment import Experiment
-from .grid import Cell
+from .grid import Cell, by_priority
 from .measures import coherence, latent_accuracy, relatedness
 from .verdict import difference, verdict
 from .report import accuracy_panel, diverged_note, line_figure, markdown_table, seed_counts, seeds_note, summarise
@@ -103,7 +103,7 @@ class MemeTable(Experiment):
                            lr_schedule=_SCHEDULE.lr_schedule, warmup_steps=_SCHEDULE.warmup_steps,
                            batch_size=_SCHEDULE.batch_size, z_dim=_SCHEDULE.z_dim)
                  for seed in range(seeds) for method, options, row, fractions, lr in self.rows(quick) for f in fractions]
-        return sorted(cells, key=lambda c: (_priority(c), c.seed))
+        return by_priority(cells, _priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         classifiers, _ = self.data.judges(DATASET)

@@ -20,7 +20,7 @@ from typing import List, Sequence
 
 from ..registry import METHODS as REGISTRY
 from .experiment import Experiment
-from .grid import Cell
+from .grid import Cell, by_priority
 from .measures import generative_quality
 from .report import Panel, accuracy_panel, line_figure, markdown_table, seed_counts, seeds_note, summarise
 
@@ -88,7 +88,7 @@ class ModalitySweep(Experiment):
                            data={"num_modalities": count}, networks=NETWORKS, labels={"M": count})
                  for seed in range(seeds) for method in self.methods(quick) for count in counts
                  if method != "unimodal" or count == counts[0]]  # the unimodal VAE models m0 alone, whatever M is
-        return sorted(cells, key=lambda c: (_priority(c), c.seed))
+        return by_priority(cells, _priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         count = cell.data_values["num_modalities"]
