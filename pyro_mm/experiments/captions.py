@@ -37,6 +37,8 @@ MINIMUM = {"methods": ("mvae", "mmvae", "meme"), "seeds": 2}
 def _priority(cell: Cell) -> int:
     """0: a cell of :data:`MINIMUM`; 1: the rest."""
     return 0 if cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"] else 1
+
+
 #: the measures of a cell's result, by their names in the tables
 METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
            "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
