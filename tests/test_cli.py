@@ -101,11 +101,21 @@ def test_evaluate_refuses_a_model_trained_on_other_data(tmp_path, capsys):
     (["train", "--method", "mmvae", "--beta", "-1"], "option beta: must be a finite number >= 0.0"),
     (["data", "prepare", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["sample", "--num", "0"], "must be a positive integer"),
+    (["reproduce", "modality-sweep", "--minimum", "--quick"], "not allowed with argument"),
 ])
 def test_bad_options_are_named(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["linear-gaussian", "--minimum"], "linear-gaussian has no minimum grid"),
+    (["modality-sweep", "--minimum", "--seeds", "2"], "it takes neither quick nor seeds"),
+])
+def test_a_minimum_grid_that_cannot_be_is_named(argv, message, tmp_path, capsys):
+    fails(["reproduce"] + argv + ["--out", str(tmp_path / "grid"), "--no-progress"], message, capsys)
+    assert not any((tmp_path / "grid").glob("*"))  # nothing written
 
 
 @pytest.mark.parametrize("command", [["train", "--out"], ["sample", "--out"], ["evaluate", "--run"]])

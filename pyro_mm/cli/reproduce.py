@@ -15,7 +15,7 @@ __all__ = ["add_parser", "add_demo_parser", "run", "run_demo"]
 
 def _common(parser) -> None:
     parser.add_argument("--seeds", type=common.positive_int, default=None, metavar="N",
-                        help="seeds per cell (default 1 with --quick, else 3)")
+                        help="seeds per cell (default 1 with --quick, else 3; --minimum has its own)")
     parser.add_argument("--out", type=common.out_dir, default=None, metavar="DIR",
                         help="output directory (default runs/reproduce/EXPERIMENT[-quick]); a finished cell in it is "
                         "not trained again, an interrupted one resumes; any number of processes, on any machines "
@@ -54,11 +54,17 @@ def add_parser(sub):
         + "; ".join(f"{name}: {cls.title}" for name, cls in EXPERIMENTS.items()),
         epilog="examples:\n  pyro-mm reproduce meme-table --quick\n  pyro-mm reproduce modality-sweep --seeds 3\n"
         "  pyro-mm reproduce linear-gaussian --out runs/theorem1\n"
+        "  pyro-mm reproduce modality-sweep --minimum --jobs 2 --results docs/results\n"
         "  pyro-mm reproduce meme-table --quick --seeds 3 --results docs/results --jobs 2\n"
         "  pyro-mm reproduce meme-table --quick --seeds 3 --results docs/results --table-only")
     reproduce.add_argument("experiment", choices=list(EXPERIMENTS), help="which experiment")
-    reproduce.add_argument("--quick", action="store_true",
-                           help="the quick setting: fewer steps and cells, one seed (at most 15 minutes on a 2-core CPU)")
+    setting = reproduce.add_mutually_exclusive_group()
+    setting.add_argument("--quick", action="store_true",
+                         help="the quick setting: fewer steps and cells, one seed (at most 15 minutes on a 2-core CPU)")
+    setting.add_argument("--minimum", action="store_true",
+                         help="only the full setting's minimum grid, at its own seeds: the smallest part of it that "
+                         "tests the claim (the experiment's page names it); its cells are the full grid's, so the "
+                         "two share --out and --results")
     _common(reproduce)
     return reproduce
 
@@ -85,7 +91,7 @@ def run(args) -> int:
     try:
         run_experiment(args.experiment, quick=args.quick, seeds=args.seeds, out=out, progress=not args.no_progress,
                        results=args.results, jobs=args.jobs, threads=args.threads, precision=args.matmul_precision,
-                       wait=not args.no_wait, table_only=args.table_only)
+                       wait=not args.no_wait, table_only=args.table_only, minimum=getattr(args, "minimum", False))
     except KeyboardInterrupt as interruption:
         raise common.Stopped(f"{common.interrupted(interruption)}; the finished cells and the checkpoint of an "
                              f"interrupted one are kept in {out}: the same command continues",

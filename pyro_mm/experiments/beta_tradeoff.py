@@ -42,11 +42,15 @@ _SCHEDULE = MainJobConfig()
 MINIMUM = {"methods": ("mvae", "mmvae"), "betas": (0.25, 1.0, 4.0), "seeds": 2}
 
 
+def _in_minimum(cell: Cell) -> bool:
+    """Whether ``cell`` is one of :data:`MINIMUM`."""
+    return (cell.method in MINIMUM["methods"] and cell.label_values["beta"] in MINIMUM["betas"]
+            and cell.seed < MINIMUM["seeds"])
+
+
 def _priority(cell: Cell) -> int:
     """0: a cell of :data:`MINIMUM`; 1: the rest."""
-    minimum = (cell.method in MINIMUM["methods"] and cell.label_values["beta"] in MINIMUM["betas"]
-               and cell.seed < MINIMUM["seeds"])
-    return 0 if minimum else 1
+    return 0 if _in_minimum(cell) else 1
 
 
 class BetaTradeoff(Experiment):
@@ -61,6 +65,10 @@ class BetaTradeoff(Experiment):
     #: training included)
     quick_methods, quick_steps = ("mmvae",), 500
     test_samples = 1000
+    minimum_seeds = MINIMUM["seeds"]
+
+    def in_minimum(self, cell: Cell) -> bool:
+        return _in_minimum(cell)
 
     def betas(self, quick: bool) -> Sequence[float]:
         return (0.25, 4.0) if quick else (0.25, 1.0, 4.0, 16.0)

@@ -34,9 +34,14 @@ SETTINGS = ((1.0, "paired"), (0.5, "alternate"))
 MINIMUM = {"methods": ("mvae", "mmvae", "meme"), "seeds": 2}
 
 
+def _in_minimum(cell: Cell) -> bool:
+    """Whether ``cell`` is one of :data:`MINIMUM`."""
+    return cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"]
+
+
 def _priority(cell: Cell) -> int:
     """0: a cell of :data:`MINIMUM`; 1: the rest."""
-    return 0 if cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"] else 1
+    return 0 if _in_minimum(cell) else 1
 
 
 #: the measures of a cell's result, by their names in the tables
@@ -53,9 +58,13 @@ class Captions(Experiment):
     #: 5 000 steps: where an MMVAE at its defaults is coherent (0.66 / 0.72; 0.13 at 300 steps)
     full_steps, quick_steps = 5000, 300
     test_samples = 1000
+    minimum_seeds = MINIMUM["seeds"]
 
     def methods(self) -> List[str]:
         return list(METHODS)
+
+    def in_minimum(self, cell: Cell) -> bool:
+        return _in_minimum(cell)
 
     def describe(self, quick: bool, seeds: int) -> str:
         steps = self.quick_steps if quick else self.full_steps

@@ -1,7 +1,7 @@
 """What an experiment of ``pyro-mm reproduce`` is, and the pieces its cells share.
 
-An :class:`Experiment` lists its grid (:meth:`Experiment.cells`, quick or full, over seeds),
-builds a cell's method and training data (:meth:`Experiment.build`), trains it
+An :class:`Experiment` lists its grid (:meth:`Experiment.cells`, quick or full, over seeds) and
+the smallest part of it that can test its claim (:meth:`Experiment.minimum_cells`), builds a cell's method and training data (:meth:`Experiment.build`), trains it
 (:meth:`Experiment.fit`, timed by :meth:`Experiment.seconds_per_step`: by default the method's own
 ``fit``; an experiment may train what it built its own way, e.g. a plain :class:`pyro.infer.SVI`
 loop), evaluates a trained cell
@@ -167,6 +167,21 @@ class Experiment:
     def describe(self, quick: bool, seeds: int) -> str:
         """One line on the grid the setting runs (what ``--quick`` leaves out)."""
         return ""
+
+    #: the seeds of the minimum grid; ``None``: the experiment has none (its full grid is small)
+    minimum_seeds = None
+
+    def in_minimum(self, cell: Cell) -> bool:
+        """Whether ``cell`` of the full grid belongs to the minimum grid (at any seed)."""
+        return True
+
+    def minimum_cells(self) -> List[Cell]:
+        """The minimum grid: the cells of the full grid over :attr:`minimum_seeds` seeds that
+        :meth:`in_minimum` keeps, the smallest grid that can test the claim (its full grid may not
+        fit the time a user has; ``pyro-mm reproduce --minimum``)."""
+        if self.minimum_seeds is None:
+            raise ValueError(f"{self.name} has no minimum grid: its full grid is the smallest that tests its claim")
+        return [cell for cell in self.cells(False, self.minimum_seeds) if self.in_minimum(cell)]
 
     def build(self, cell: Cell):
         """``(method, training data)`` of ``cell``: the registry's method with the cell's options,

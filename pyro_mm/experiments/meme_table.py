@@ -74,6 +74,11 @@ class MemeTable(Experiment):
     #: the quick setting: where the full table's claim is sharpest, one seed, within 15 minutes
     quick_methods, quick_fractions, quick_steps = ("mvae", "meme"), (0.5,), 2500
     test_samples, probe_samples = TEST_PAIRS, 5000
+    #: the minimum grid: :data:`MINIMUM` and the retries at its fractions, three seeds
+    minimum_seeds = 3
+
+    def in_minimum(self, cell: Cell) -> bool:
+        return _priority(cell) <= 1
 
     def rows(self, quick: bool):
         """``(method, options, row label, fractions, learning rate)``: each method at its defaults,

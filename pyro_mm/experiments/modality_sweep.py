@@ -40,11 +40,15 @@ METRICS = {"fd_unconditional": "Fréchet distance, m0 unconditional (lower is be
            "coherence": "leave-one-out cross coherence", "joint_coherence": "joint coherence"}
 
 
+def _in_minimum(cell: Cell) -> bool:
+    """Whether ``cell`` is one of :data:`MINIMUM`."""
+    return (cell.method in MINIMUM["methods"] and cell.label_values["M"] in MINIMUM["counts"]
+            and cell.seed < MINIMUM["seeds"])
+
+
 def _priority(cell: Cell) -> int:
     """0: a cell of :data:`MINIMUM`; 1: the rest."""
-    minimum = (cell.method in MINIMUM["methods"] and cell.label_values["M"] in MINIMUM["counts"]
-               and cell.seed < MINIMUM["seeds"])
-    return 0 if minimum else 1
+    return 0 if _in_minimum(cell) else 1
 
 
 class ModalitySweep(Experiment):
@@ -57,9 +61,13 @@ class ModalitySweep(Experiment):
     #: the quick setting: where the gap should move most (M = 2 against 5), one seed, within 15 minutes
     quick_methods, quick_counts, quick_steps = ("unimodal", "mmvae", "mopoe"), (2, 5), 300
     test_samples = 1000
+    minimum_seeds = MINIMUM["seeds"]
 
     def methods(self, quick: bool) -> Sequence[str]:
         return self.quick_methods if quick else METHODS
+
+    def in_minimum(self, cell: Cell) -> bool:
+        return _in_minimum(cell)
 
     def counts(self, quick: bool) -> Sequence[int]:
         return self.quick_counts if quick else COUNTS

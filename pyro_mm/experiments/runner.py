@@ -49,7 +49,7 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
                    progress: bool = True, echo: Callable[[str], None] = print,
                    experiment: Optional[Experiment] = None, results: Optional[Path] = None, jobs: int = JOBS.default,
                    threads: Optional[int] = None, precision: str = "highest", wait: bool = True,
-                   table_only: bool = False) -> dict:
+                   table_only: bool = False, minimum: bool = False) -> dict:
     """Run experiment ``name``; returns ``{"markdown", "table", "records", "out", "meta"}``.
 
     :param quick: the quick setting (every experiment in ≤ 15 minutes on a 2-core CPU).
@@ -64,19 +64,31 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
     :param wait: wait for the cells other processes hold, and write the whole table; without it,
         write the partial table (saying so) and return.
     :param table_only: train nothing: the table of the records in ``out`` and ``results``.
+    :param minimum: the minimum grid only (:meth:`~pyro_mm.experiments.experiment.Experiment.minimum_cells`,
+        at its own seeds): the smallest part of the full grid that tests the claim. Its cells are
+        the full grid's, so both may share ``out`` and ``results``.
     """
     if experiment is None:
         if name not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; choose one of {list(EXPERIMENTS)}")
         experiment = EXPERIMENTS[name]()
-    seeds = SEEDS.validate((1 if quick else 3) if seeds is None else seeds)
+    if minimum and (quick or seeds is not None):
+        raise ValueError("the minimum grid is part of the full setting, at its own seeds: "
+                         "it takes neither quick nor seeds")
+    if minimum:
+        seeds = experiment.minimum_seeds
+        grid = experiment.minimum_cells()
+    else:
+        seeds = SEEDS.validate((1 if quick else 3) if seeds is None else seeds)
+        grid = experiment.cells(quick, seeds)
     jobs, threads = JOBS.validate(jobs), THREADS.validate(threads)
     check_precision(precision)
     out = Path(out) if out is not None else Path("runs/reproduce") / (name + ("-quick" if quick else ""))
     store = ResultsStore(results, name) if results is not None else None
-    cells = [dataclasses.replace(c, precision=precision) for c in experiment.cells(quick, seeds)]
+    cells = [dataclasses.replace(c, precision=precision) for c in grid]
     echo(f"{experiment.title}")
-    echo(f"  {len(cells)} cells; {experiment.describe(quick, seeds)}")
+    echo(f"  {len(cells)} cells; " + (f"the minimum grid of the {experiment.describe(False, 3)}" if minimum
+                                      else experiment.describe(quick, seeds)))
     start = time.time()
     if table_only:
         finished, _, _ = survey(cells, out, store, None)
@@ -88,7 +100,7 @@ def run_experiment(name: str, quick: bool = False, seeds: Optional[int] = None, 
                          + ": nothing to tabulate")
     check_consistent(records, name)
     command = ((experiment.command or f"pyro-mm reproduce {name}") + (" --quick" if quick else "")
-               + (f" --seeds {seeds}" if seeds != (1 if quick else 3) else "")
+               + (" --minimum" if minimum else f" --seeds {seeds}" if seeds != (1 if quick else 3) else "")
                + (f" --matmul-precision {precision}" if precision != "highest" else ""))
     return _write_table(experiment, cells, records, out, seeds, command, time.time() - start, quick, echo)
 
