@@ -70,3 +70,61 @@ def test_modality_sweep_verdicts_read_the_rise_of_the_frechet_distance():
     rising = [_sweep_record("mvae", 5, r["config"]["seed"], r["result"]["fd_unconditional"] + 40) if
               (r["config"]["method"], r["config"]["labels"]["M"]) == ("mvae", 5) else r for r in records]
     assert "| mvae: m0's FD from M = 2 to M = 5 | does not rise | +20.0 ± 2.0 | reversed (n = 2) |" in verdicts(rising)
+
+
+def _beta_record(method, beta, seed, coherence, fd):
+    return {"config": {"method": method, "seed": seed, "labels": {"beta": beta}},
+            "result": {"coherence": coherence, "fd_unconditional": fd}}
+
+
+def test_beta_tradeoff_verdicts_ask_that_coherence_and_quality_move_together_beyond_noise():
+    """From β = 0.25 to 4, MMVAE grows more coherent (+0.10 ± 0.01) and its images worse (+20 ± 2):
+    a trade-off, reproduced; MVAE grows more coherent with better images, both beyond noise:
+    reversed; MoPoE's coherence moves within noise, and so does MMVAE's distance where it is noisy
+    (± 10): not separated; one seed or one β: no verdict."""
+    from pyro_mm.experiments.beta_tradeoff import verdicts
+
+    def grid(fd_noise):
+        records = []
+        for seed, sign in enumerate((-1, 1)):
+            for method, coherence, fd in (("mmvae", 0.10, 20), ("mvae", 0.10, -20), ("mopoe", 0.01, 20)):
+                records += [_beta_record(method, 0.25, seed, 0.30 + sign * 0.005, 200 + sign * fd_noise),
+                            _beta_record(method, 4.0, seed, 0.30 + coherence + sign * 0.005,
+                                         200 + fd + sign * fd_noise)]
+        return records
+
+    steady = grid(fd_noise=1.0)
+    table = verdicts(steady)
+    assert "| mmvae | 0.25 → 4 | +0.100 ± 0.010 | +20.0 ± 2.0 | trades | reproduced (n = 2) |" in table
+    assert "| mvae | 0.25 → 4 | +0.100 ± 0.010 | -20.0 ± 2.0 | trades | reversed (n = 2) |" in table
+    assert "| mopoe | 0.25 → 4 | +0.010 ± 0.010 | +20.0 ± 2.0 | trades | not separated (n = 2) |" in table
+    noisy = verdicts(grid(fd_noise=5.0))
+    assert "| mmvae | 0.25 → 4 | +0.100 ± 0.010 | +20.0 ± 10.0 | trades | not separated (n = 2) |" in noisy
+    assert "fewer than two seeds" in verdicts([r for r in steady if r["config"]["seed"] == 0])
+    assert "fewer than two β" in verdicts([r for r in steady if r["config"]["labels"]["beta"] == 4.0])
+
+
+def _caption_record(method, f, seed, cca, coherence):
+    return {"config": {"method": method, "seed": seed, "labels": {"f": f}},
+            "result": {"cca": {"image->text": cca, "text->image": cca},
+                       "coherence": {"image->text": coherence, "text->image": coherence}}}
+
+
+def test_captions_verdicts_hold_meme_against_mvae_at_both_fractions_and_mmvae_at_one():
+    from pyro_mm.experiments.captions import verdicts
+
+    records = []
+    for seed, noise in enumerate((-0.01, 0.01)):
+        records += [_caption_record("meme", 1.0, seed, 0.50 + noise, 0.70 + noise),
+                    _caption_record("mvae", 1.0, seed, 0.10 + noise, 0.20 + noise),
+                    _caption_record("mmvae", 1.0, seed, 0.52 + noise, 0.60 + noise),
+                    _caption_record("meme", 0.5, seed, 0.40 + noise, 0.60 + noise)]
+    table = verdicts(records)
+    assert ("| MEME above MVAE | CCA | 1 | image → caption | 0.500 [0.064] | 0.100 [0.000] | +0.400 ± 0.020 | "
+            "reproduced (n = 2) |") in table
+    assert ("| MEME above MVAE | coherence | 1 | caption → image | 0.700 | 0.200 | +0.500 ± 0.020 | "
+            "reproduced (n = 2) |") in table
+    assert ("| MEME above MMVAE | CCA | 1 | caption → image | 0.500 [0.074] | 0.520 [0.058] | -0.020 ± 0.020 | "
+            "not separated (n = 2) |") in table
+    assert "| MEME above MVAE | CCA | 0.5 | image → caption | — | — | — | no records yet |" in table
+    assert "MEME above MMVAE | CCA | 0.5" not in table  # the paper has MMVAE at f = 1 only

@@ -26,6 +26,7 @@ from .grid import Cell, by_priority
 from .measures import generative_quality
 from .report import (CHANCE, FRACTION_SPAN, frame_axis, markdown_table, method_legend, method_style, save_figure,
                      seed_counts, seeds_note, spread, subplots, summarise)
+from .verdict import difference, verdict
 
 __all__ = ["BetaTradeoff"]
 
@@ -112,10 +113,47 @@ class BetaTradeoff(Experiment):
         markdown = (f"**leave-one-out cross coherence** ({seeds_note(seed_counts(coherence, seeds))})\n\n"
                     + markdown_table(named["coherence"], seeds)
                     + f"\n\n**Fréchet distance, m0 unconditional** (lower is better; {seeds_note(seed_counts(fd, seeds))})\n\n"
-                    + markdown_table(named["fd_unconditional"], seeds, digits=2))
+                    + markdown_table(named["fd_unconditional"], seeds, digits=2)
+                    + "\n\n" + verdicts(records))
         _tradeoff_figure(coherence, fd, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in summary.items()}
                           for name, summary in named.items()}
+
+
+def verdicts(records: Sequence[dict]) -> str:
+    """The claim's table: for each method, from the smallest β recorded to the largest, the change
+    of its coherence and of m0's unconditional Fréchet distance, each ± its sd over seeds. β
+    *trades* one against the other (the paper) when both change beyond twice their sd in the same
+    direction — more coherent and worse images, or the reverse; the trade is *reversed* when both
+    change beyond noise in opposite directions (β improves, or worsens, both); otherwise the
+    changes are *not separated* (:mod:`~pyro_mm.experiments.verdict`)."""
+    beta = lambda config: config["labels"]["beta"]  # noqa: E731
+    coherence = summarise(records, lambda r: r["coherence"], beta)
+    fd = summarise(records, lambda r: r["fd_unconditional"], beta)
+    lines = ["**Verdicts** (change from the smallest β to the largest, ± its sd across seeds; a trade-off: "
+             "coherence and the Fréchet distance both move beyond twice their sd, the same way)", "",
+             "| method | β | coherence change | FD change | paper | verdict |", "|---|---|---:|---:|---|---|"]
+    for method in coherence:
+        betas = sorted(b for b in coherence[method] if b in fd.get(method, {}))
+        if len(betas) < 2:
+            lines.append(f"| {method} | — | — | — | trades | fewer than two β recorded |")
+            continue
+        low, high = betas[0], betas[-1]
+        changes = []
+        for summary in (coherence, fd):
+            d, sd = difference(summary[method][high], summary[method][low])
+            changes.append((d, sd, min(summary[method][high][2], summary[method][low][2])))
+        n = min(c[2] for c in changes)
+        moved = [verdict(c, (0.0, 0.0, c[2])) for c in changes]  # "reproduced": up, "reversed": down
+        if n < 2:
+            result = "not separated (fewer than two seeds)"
+        elif "not separated" in moved:
+            result = "not separated"
+        else:
+            result = "reproduced" if moved[0] == moved[1] else "reversed"
+        lines.append(f"| {method} | {low:g} → {high:g} | {changes[0][0]:+.3f} ± {changes[0][1]:.3f} | "
+                     f"{changes[1][0]:+.1f} ± {changes[1][1]:.1f} | trades | {result} (n = {n}) |")
+    return "\n".join(lines)
 
 
 def _tradeoff_figure(coherence, fd, path: Path, title: str) -> Path:

@@ -22,6 +22,7 @@ from .experiment import Experiment
 from .grid import Cell, by_priority
 from .measures import cca, coherence
 from .report import FRACTION_SPAN, Panel, accuracy_panel, line_figure, markdown_table, seed_counts, seeds_note, summarise
+from .verdict import comparison_cells
 
 __all__ = ["Captions"]
 
@@ -49,6 +50,39 @@ METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image-
            "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
            "CCA image → caption": lambda r: r["cca"]["image->text"],
            "CCA caption → image": lambda r: r["cca"]["text->image"]}
+
+
+#: the paper's CCA of cross generations on CUB (Joy et al. 2022; MEME's ``_SPLIT`` rows; MMVAE at
+#: f = 1 only; MVAE ≈ 0 everywhere): row -> direction -> f -> value. It has no coherence on CUB.
+PAPER_CCA = {"meme": {"image->text": {1.0: 0.064, 0.5: 0.046}, "text->image": {1.0: 0.074, 0.5: 0.061}},
+             "mvae": {"image->text": {1.0: 0.0, 0.5: 0.0}, "text->image": {1.0: 0.0, 0.5: 0.0}},
+             "mmvae": {"image->text": {1.0: 0.060}, "text->image": {1.0: 0.058}}}
+_DIRECTIONS = {"image->text": "image → caption", "text->image": "caption → image"}
+
+
+def verdicts(records: Sequence[dict]) -> str:
+    """The claims' table: MEME above MVAE at both fractions and above MMVAE at f = 1 (where the
+    paper has it), in canonical correlation and in cross coherence, both directions, with the
+    paper's CCA beside ours (its features differ from ours: the ordering is the claim, not the
+    value); each difference against twice its sd over seeds (:mod:`~pyro_mm.experiments.verdict`)."""
+    f_of = lambda config: config["labels"]["f"]  # noqa: E731
+    measures = {"CCA": "cca", "coherence": "coherence"}
+    by = {(name, d): summarise(records, lambda r, key=key, d=d: r[key][d], f_of)
+          for name, key in measures.items() for d in _DIRECTIONS}
+    lines = ["**Verdicts** (the paper's CUB values in brackets, where it has them; difference ± its sd across "
+             "seeds; *reproduced* or *reversed* where the difference exceeds twice its sd)", "",
+             "| claim | measure | f | direction | MEME | other | difference | verdict |",
+             "|---|---|---:|---|---:|---:|---:|---|"]
+    for other, claim in (("mvae", "MEME above MVAE"), ("mmvae", "MEME above MMVAE")):
+        for name in measures:
+            for direction, label in _DIRECTIONS.items():
+                summary = by[(name, direction)]
+                for f in PAPER_CCA[other][direction]:
+                    paper = ((PAPER_CCA["meme"][direction][f], PAPER_CCA[other][direction][f]) if name == "CCA"
+                             else (None, None))
+                    cells = comparison_cells(summary.get("meme", {}).get(f), summary.get(other, {}).get(f), paper)
+                    lines.append(f"| {claim} | {name} | {f:g} | {label} | {cells} |")
+    return "\n".join(lines)
 
 
 class Captions(Experiment):
@@ -92,6 +126,7 @@ class Captions(Experiment):
                      for name, fn in METRICS.items()}
         markdown = "\n\n".join(f"**{name}** ({seeds_note(seed_counts(s, seeds))})\n\n{markdown_table(s, seeds)}"
                                for name, s in summaries.items())
+        markdown += "\n\n" + verdicts(records)
         _figure(records, out / "figure.png", self.title)
         return markdown, {name: {m: {c: list(v) for c, v in cols.items()} for m, cols in s.items()}
                           for name, s in summaries.items()}

@@ -1,11 +1,11 @@
 """What an experiment of ``pyro-mm reproduce`` is, and the pieces its cells share.
 
 An :class:`Experiment` lists its grid (:meth:`Experiment.cells`, quick or full, over seeds) and
-the smallest part of it that can test its claim (:meth:`Experiment.minimum_cells`), builds a cell's method and training data (:meth:`Experiment.build`), trains it
-(:meth:`Experiment.fit`, timed by :meth:`Experiment.seconds_per_step`: by default the method's own
-``fit``; an experiment may train what it built its own way, e.g. a plain :class:`pyro.infer.SVI`
-loop), evaluates a trained cell
-(:meth:`Experiment.evaluate`), names the data and judges a cell's figures depend on
+the smallest part of it that can test its claim (:meth:`Experiment.minimum_cells`), builds a
+cell's method and training data (:meth:`Experiment.build`), trains it (:meth:`Experiment.fit`,
+timed by :meth:`Experiment.seconds_per_step`: by default the method's own ``fit``; an experiment
+may train what it built its own way, e.g. a plain :class:`pyro.infer.SVI` loop), evaluates a
+trained cell (:meth:`Experiment.evaluate`), names the data and judges a cell's figures depend on
 (:meth:`Experiment.fingerprint`) and writes the table and the figure of every cell's result
 (:meth:`Experiment.report`). Data sets, their content hashes, their judging classifiers and
 their test batches are built once per process and shared by the cells (:class:`DataCache`).

@@ -27,7 +27,7 @@ from ..main_job import TEST_PAIRS, MainJobConfig
 from .experiment import Experiment
 from .grid import Cell, by_priority
 from .measures import coherence, latent_accuracy, relatedness
-from .verdict import difference, verdict
+from .verdict import comparison_cells
 from .report import accuracy_panel, diverged_note, line_figure, markdown_table, seed_counts, seeds_note, summarise
 
 __all__ = ["MemeTable"]
@@ -158,15 +158,10 @@ class MemeTable(Experiment):
         for other, claim in (("mvae", "MEME above MVAE"), ("mmvae", "MEME above MMVAE")):
             for direction, label in _DIRECTIONS.items():
                 for f, paper_other in PAPER[other][direction].items():
-                    ours = by[direction].get("meme", {}).get(f)
                     row, theirs = _best_row(by[direction], other, f)
-                    if ours is None or theirs is None:
-                        lines.append(f"| {claim} | {f:g} | {label} | — | — | — | no records yet |")
-                        continue
-                    d, sd = difference(ours, theirs)
-                    lines.append(f"| {claim} | {f:g} | {label} | {ours[0]:.3f} [{PAPER['meme'][direction][f]:.3f}] | "
-                                 f"{theirs[0]:.3f} [{paper_other:.3f}] ({row}) | {d:+.3f} ± {sd:.3f} | "
-                                 f"{verdict(ours, theirs)} (n = {min(ours[2], theirs[2])}) |")
+                    cells = comparison_cells(by[direction].get("meme", {}).get(f), theirs,
+                                             (PAPER["meme"][direction][f], paper_other), row)
+                    lines.append(f"| {claim} | {f:g} | {label} | {cells} |")
         return "\n".join(lines)
 
 

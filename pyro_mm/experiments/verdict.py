@@ -14,9 +14,12 @@ paper's claim "a above b" is
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
-__all__ = ["verdict", "difference"]
+__all__ = ["verdict", "difference", "comparison_cells", "NO_RECORDS"]
+
+#: the cells of a comparison without records
+NO_RECORDS = "— | — | — | no records yet"
 
 Point = Tuple[float, float, int]  #: (mean, sd over seeds, number of seeds)
 
@@ -36,3 +39,19 @@ def verdict(a: Point, b: Point) -> str:
     if d < -2 * sd:
         return "reversed"
     return "not separated"
+
+
+def comparison_cells(ours: Optional[Point], theirs: Optional[Point], paper: Tuple[Optional[float], Optional[float]] =
+                     (None, None), row: Optional[str] = None, digits: int = 3) -> str:
+    """The last four cells of a table row on the claim "ours above theirs": each mean (the paper's
+    value in brackets where ``paper`` has it; the other row's name in parentheses where given), the
+    difference ± its sd, and the verdict with the seeds it rests on — or :data:`NO_RECORDS`."""
+    if ours is None or theirs is None:
+        return NO_RECORDS
+
+    def value(point, reported):
+        return f"{point[0]:.{digits}f}" + ("" if reported is None else f" [{reported:.{digits}f}]")
+
+    d, sd = difference(ours, theirs)
+    return (f"{value(ours, paper[0])} | {value(theirs, paper[1])}" + (f" ({row})" if row else "")
+            + f" | {d:+.{digits}f} ± {sd:.{digits}f} | {verdict(ours, theirs)} (n = {min(ours[2], theirs[2])})")
