@@ -43,17 +43,6 @@ _SCHEDULE = MainJobConfig()
 MINIMUM = {"methods": ("mvae", "mmvae"), "betas": (0.25, 1.0, 4.0), "seeds": 2}
 
 
-def _in_minimum(cell: Cell) -> bool:
-    """Whether ``cell`` is one of :data:`MINIMUM`."""
-    return (cell.method in MINIMUM["methods"] and cell.label_values["beta"] in MINIMUM["betas"]
-            and cell.seed < MINIMUM["seeds"])
-
-
-def _priority(cell: Cell) -> int:
-    """0: a cell of :data:`MINIMUM`; 1: the rest."""
-    return 0 if _in_minimum(cell) else 1
-
-
 class BetaTradeoff(Experiment):
     name = "beta-tradeoff"
     title = "Coherence against generative quality as β moves (Translated-PolyMNIST, three modalities)"
@@ -69,7 +58,9 @@ class BetaTradeoff(Experiment):
     minimum_seeds = MINIMUM["seeds"]
 
     def in_minimum(self, cell: Cell) -> bool:
-        return _in_minimum(cell)
+        """Whether ``cell`` is one of :data:`MINIMUM`."""
+        return (cell.method in MINIMUM["methods"] and cell.label_values["beta"] in MINIMUM["betas"]
+                and cell.seed < MINIMUM["seeds"])
 
     def betas(self, quick: bool) -> Sequence[float]:
         return (0.25, 4.0) if quick else (0.25, 1.0, 4.0, 16.0)
@@ -96,7 +87,7 @@ class BetaTradeoff(Experiment):
                            labels={"beta": beta}, lr=_SCHEDULE.lr, lr_schedule=_SCHEDULE.lr_schedule,
                            warmup_steps=_SCHEDULE.warmup_steps)
                  for seed in range(seeds) for method in self.methods(quick) for beta in self.betas(quick)]
-        return by_priority(cells, _priority)
+        return by_priority(cells, self.priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         params = generation_params(cell)

@@ -35,16 +35,6 @@ SETTINGS = ((1.0, "paired"), (0.5, "alternate"))
 MINIMUM = {"methods": ("mvae", "mmvae", "meme"), "seeds": 2}
 
 
-def _in_minimum(cell: Cell) -> bool:
-    """Whether ``cell`` is one of :data:`MINIMUM`."""
-    return cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"]
-
-
-def _priority(cell: Cell) -> int:
-    """0: a cell of :data:`MINIMUM`; 1: the rest."""
-    return 0 if _in_minimum(cell) else 1
-
-
 #: the measures of a cell's result, by their names in the tables
 METRICS = {"cross coherence image → caption": lambda r: r["coherence"]["image->text"],
            "cross coherence caption → image": lambda r: r["coherence"]["text->image"],
@@ -98,7 +88,8 @@ class Captions(Experiment):
         return list(METHODS)
 
     def in_minimum(self, cell: Cell) -> bool:
-        return _in_minimum(cell)
+        """Whether ``cell`` is one of :data:`MINIMUM`."""
+        return cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"]
 
     def describe(self, quick: bool, seeds: int) -> str:
         steps = self.quick_steps if quick else self.full_steps
@@ -111,7 +102,7 @@ class Captions(Experiment):
         steps = self.quick_steps if quick else self.full_steps
         cells = [Cell.make(method, DATASET, seed, steps, data={"scheme": scheme, "fraction": f}, labels={"f": f})
                  for seed in range(seeds) for method in self.methods() for f, scheme in SETTINGS]
-        return by_priority(cells, _priority)
+        return by_priority(cells, self.priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         classifiers, _ = self.data.judges(DATASET)

@@ -175,6 +175,12 @@ class Experiment:
         """Whether ``cell`` of the full grid belongs to the minimum grid (at any seed)."""
         return True
 
+    def priority(self, cell: Cell) -> int:
+        """Where ``cell`` comes in the full grid (:func:`~pyro_mm.experiments.grid.by_priority`, 0
+        first), so that a grid spread over sessions holds its minimum comparison as early as
+        possible. Default: 0 for a cell of the minimum grid, 1 for the rest."""
+        return 0 if self.in_minimum(cell) else 1
+
     def minimum_cells(self) -> List[Cell]:
         """The minimum grid: the cells of the full grid over :attr:`minimum_seeds` seeds that
         :meth:`in_minimum` keeps, the smallest grid that can test the claim (its full grid may not

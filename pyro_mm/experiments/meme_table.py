@@ -55,16 +55,6 @@ PAPER = {
 _DIRECTIONS = {"mnist->syndigits": "MNIST → SynDigits", "syndigits->mnist": "SynDigits → MNIST"}
 
 
-def _priority(cell: Cell) -> int:
-    """0: a cell of :data:`MINIMUM`; 1: a retry at its fractions; 2: the rest."""
-    labels = cell.label_values
-    if labels["f"] not in MINIMUM["fractions"]:
-        return 2
-    if labels["row"] in MINIMUM["rows"]:
-        return 0
-    return 1 if cell.lr != _SCHEDULE.lr else 2  # a retry: the only rows at another learning rate
-
-
 class MemeTable(Experiment):
     name = "meme-table"
     title = "MEME's tables on MNIST–SynDigits: coherence and latent accuracy against the paired fraction"
@@ -78,7 +68,16 @@ class MemeTable(Experiment):
     minimum_seeds = 3
 
     def in_minimum(self, cell: Cell) -> bool:
-        return _priority(cell) <= 1
+        return self.priority(cell) <= 1
+
+    def priority(self, cell: Cell) -> int:
+        """0: a cell of :data:`MINIMUM`; 1: a retry at its fractions; 2: the rest."""
+        labels = cell.label_values
+        if labels["f"] not in MINIMUM["fractions"]:
+            return 2
+        if labels["row"] in MINIMUM["rows"]:
+            return 0
+        return 1 if cell.lr != _SCHEDULE.lr else 2  # a retry: the only rows at another learning rate
 
     def rows(self, quick: bool):
         """``(method, options, row label, fractions, learning rate)``: each method at its defaults,
@@ -108,7 +107,7 @@ class MemeTable(Experiment):
                            lr_schedule=_SCHEDULE.lr_schedule, warmup_steps=_SCHEDULE.warmup_steps,
                            batch_size=_SCHEDULE.batch_size, z_dim=_SCHEDULE.z_dim)
                  for seed in range(seeds) for method, options, row, fractions, lr in self.rows(quick) for f in fractions]
-        return by_priority(cells, _priority)
+        return by_priority(cells, self.priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         classifiers, _ = self.data.judges(DATASET)

@@ -45,17 +45,6 @@ def _minimum_setting(cell: Cell) -> bool:
     return cell.method in MINIMUM["methods"] and cell.label_values["M"] in MINIMUM["counts"]
 
 
-def _in_minimum(cell: Cell) -> bool:
-    """Whether ``cell`` is one of :data:`MINIMUM`."""
-    return _minimum_setting(cell) and cell.seed < MINIMUM["seeds"]
-
-
-def _priority(cell: Cell) -> int:
-    """0: a cell of :data:`MINIMUM`; 1: its settings at a further seed (a third seed tightens its
-    verdicts before the grid widens); 2: the rest."""
-    return 0 if _in_minimum(cell) else 1 if _minimum_setting(cell) else 2
-
-
 class ModalitySweep(Experiment):
     name = "modality-sweep"
     title = "The generative-quality gap of multimodal VAEs against the number of modalities (PolyMNIST)"
@@ -73,7 +62,13 @@ class ModalitySweep(Experiment):
         return self.quick_methods if quick else METHODS
 
     def in_minimum(self, cell: Cell) -> bool:
-        return _in_minimum(cell)
+        """Whether ``cell`` is one of :data:`MINIMUM`."""
+        return _minimum_setting(cell) and cell.seed < MINIMUM["seeds"]
+
+    def priority(self, cell: Cell) -> int:
+        """0: a cell of :data:`MINIMUM`; 1: its settings at a further seed (a third seed tightens its
+        verdicts before the grid widens); 2: the rest."""
+        return 0 if self.in_minimum(cell) else 1 if _minimum_setting(cell) else 2
 
     def counts(self, quick: bool) -> Sequence[int]:
         return self.quick_counts if quick else COUNTS
@@ -102,7 +97,7 @@ class ModalitySweep(Experiment):
                            data={"num_modalities": count}, networks=NETWORKS, labels={"M": count})
                  for seed in range(seeds) for method in self.methods(quick) for count in counts
                  if method != "unimodal" or count == counts[0]]  # the unimodal VAE models m0 alone, whatever M is
-        return by_priority(cells, _priority)
+        return by_priority(cells, self.priority)
 
     def evaluate(self, vae, cell: Cell) -> dict:
         count = cell.data_values["num_modalities"]
