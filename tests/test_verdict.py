@@ -2,7 +2,7 @@
 
 import pytest
 
-from pyro_mm.experiments.verdict import difference, verdict
+from pyro_mm.experiments.verdict import comparison_cells, difference, signed, verdict
 
 
 def test_difference_and_its_sd():
@@ -19,6 +19,13 @@ def test_difference_and_its_sd():
 ])
 def test_verdict(a, b, expected):
     assert verdict(a, b) == expected
+
+
+def test_a_difference_over_one_seed_shows_no_spread():
+    """One seed has no sd: the difference is printed bare, not as ``± 0.000``."""
+    assert signed(0.25, 0.0, 1, 3) == "+0.250" and signed(-0.25, 0.014, 2, 3) == "-0.250 ± 0.014"
+    cells = comparison_cells((0.6, 0.0, 1), (0.2, 0.0, 1))
+    assert "±" not in cells and cells.endswith("| +0.400 | not separated (fewer than two seeds) (n = 1)")
 
 
 def _record(row, method, f, seed, forward, backward):

@@ -137,7 +137,7 @@ def verdicts(records: Sequence[dict]) -> str:
     the verdict read against the paper's direction: for "rises", a rise beyond twice its sd
     reproduces it; for "does not rise" (the distance at the most modalities at most the one at the
     fewest), a fall beyond twice its sd reproduces it and a rise so large reverses it."""
-    from .verdict import difference, verdict
+    from .verdict import difference, signed, verdict
 
     fd = summarise([r for r in records if "fd_unconditional" in (r["result"] or {})],
                    lambda res: res["fd_unconditional"], lambda config: config["labels"]["M"])
@@ -159,7 +159,7 @@ def verdicts(records: Sequence[dict]) -> str:
     zero = lambda n: (0.0, 0.0, n)  # noqa: E731 - the origin a rise is held against
     for method, direction in PAPER_DIRECTION.items():
         r = rise(method)
-        ours = "—" if r is None else f"{r[0]:+.1f} ± {r[1]:.1f}"
+        ours = "—" if r is None else signed(*r, 1)
         if r is None:
             result = "no records yet"
         else:
@@ -174,7 +174,7 @@ def verdicts(records: Sequence[dict]) -> str:
             continue
         d, sd = difference(r, base)
         n = min(r[2], base[2])
-        lines.append(f"| {method}'s rise exceeds MVAE's | yes | {d:+.1f} ± {sd:.1f} | {verdict((d, sd, n), zero(n))} "
+        lines.append(f"| {method}'s rise exceeds MVAE's | yes | {signed(d, sd, n, 1)} | {verdict((d, sd, n), zero(n))} "
                      f"(n = {n}) |")
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
-__all__ = ["verdict", "difference", "comparison_cells", "NO_RECORDS"]
+__all__ = ["verdict", "difference", "signed", "comparison_cells", "NO_RECORDS"]
 
 #: the cells of a comparison without records
 NO_RECORDS = "— | — | — | no records yet"
@@ -27,6 +27,12 @@ Point = Tuple[float, float, int]  #: (mean, sd over seeds, number of seeds)
 def difference(a: Point, b: Point) -> Tuple[float, float]:
     """``(m_a − m_b, sqrt(s_a² + s_b²))``."""
     return a[0] - b[0], math.hypot(a[1], b[1])
+
+
+def signed(d: float, sd: float, n: int, digits: int) -> str:
+    """A difference with its sign, and ``± sd`` where it rests on at least two seeds (one seed has
+    no spread to show)."""
+    return f"{d:+.{digits}f}" + (f" ± {sd:.{digits}f}" if n >= 2 else "")
 
 
 def verdict(a: Point, b: Point) -> str:
@@ -52,6 +58,6 @@ def comparison_cells(ours: Optional[Point], theirs: Optional[Point], paper: Tupl
     def value(point, reported):
         return f"{point[0]:.{digits}f}" + ("" if reported is None else f" [{reported:.{digits}f}]")
 
-    d, sd = difference(ours, theirs)
+    n = min(ours[2], theirs[2])
     return (f"{value(ours, paper[0])} | {value(theirs, paper[1])}" + (f" ({row})" if row else "")
-            + f" | {d:+.{digits}f} ± {sd:.{digits}f} | {verdict(ours, theirs)} (n = {min(ours[2], theirs[2])})")
+            + f" | {signed(*difference(ours, theirs), n, digits)} | {verdict(ours, theirs)} (n = {n})")
