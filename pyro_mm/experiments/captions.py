@@ -102,12 +102,14 @@ class Captions(Experiment):
 
     def describe(self, quick: bool, seeds: int) -> str:
         steps = self.quick_steps if quick else self.full_steps
-        return (f"f ∈ {{1, 0.5}}, {steps} steps per cell, {seeds} seed(s)"
-                + (f" (the full setting: {self.full_steps} steps)" if quick else
-                   f"; the minimum grid ({', '.join(MINIMUM['methods'])}, seeds 0–1) first"))
+        setting = f"{', '.join(self.methods())} at f ∈ {{1, 0.5}}, {steps} steps per cell, {seeds} seed(s)"
+        if quick:
+            return f"quick: {setting} (the full setting: {self.full_steps} steps)"
+        return (f"full: {setting}; the minimum grid ({', '.join(MINIMUM['methods'])}, seeds 0–1) first, "
+                "MEME against MVAE at f = 1 leading")
 
     def cells(self, quick: bool, seeds: int) -> List[Cell]:
-        """The grid, the cells of :data:`MINIMUM` first (seed by seed)."""
+        """The grid in the order of :meth:`priority`."""
         steps = self.quick_steps if quick else self.full_steps
         cells = [Cell.make(method, DATASET, seed, steps, data={"scheme": scheme, "fraction": f}, labels={"f": f})
                  for seed in range(seeds) for method in self.methods() for f, scheme in SETTINGS]
