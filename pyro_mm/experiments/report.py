@@ -212,14 +212,15 @@ def line_figure(panels: Sequence[Tuple], xlabel: str, path: Path, ylabel: str = 
     A row has its method's colour (:func:`method_style`) in every panel, also where it is missing
     from some (e.g. the unimodal VAE from cross coherence); the legend, the first panel's, stands
     at the figure's right edge, names every row and says over how many seeds the points are.
-    ``integer_x``: x is a count (ticks at whole numbers only). ``columns``: panels per row
-    (default: all in one row)."""
+    ``integer_x``: x is a count (ticks at whole numbers only); a panel with a single x has that
+    tick alone. ``columns``: panels per row (default: all in one row)."""
     from matplotlib.ticker import MaxNLocator
 
     panels = [Panel(*panel) for panel in panels]
     fig, axes = subplots(len(panels), 4.2, 3.4, columns)
     handles, counts = {}, []
     for ax, panel in zip(axes, panels):
+        settings = sorted({x for points in panel.series.values() for x in points})
         for label, points in panel.series.items():
             xs = sorted(points)
             handles.setdefault(label, ax.errorbar(xs, [points[x][0] for x in xs],
@@ -231,6 +232,8 @@ def line_figure(panels: Sequence[Tuple], xlabel: str, path: Path, ylabel: str = 
         ax.set_ylabel(panel.ylabel or ylabel)
         if integer_x:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(settings) == 1:  # one setting so far: its tick alone, not a scale around it
+            ax.set_xticks(settings)
         frame_axis(ax, "y", panel.chance, panel.min_span)
         ax.grid(alpha=0.3)
     method_legend(axes[0], handles, counts, outside=True)
