@@ -606,7 +606,6 @@ def test_a_full_grid_lists_its_minimum_grid_first(name):
     assert len({c.key for c in cells}) == len(cells)
 
 
-
 def test_the_captions_grid_trains_the_cells_of_its_main_verdict_first():
     """MEME against MVAE at f = 1 over both seeds, then MMVAE at f = 1, then f = 0.5 (MMVAE, which no
     verdict compares there, last of the minimum grid)."""
@@ -614,6 +613,7 @@ def test_the_captions_grid_trains_the_cells_of_its_main_verdict_first():
     assert order == [(1.0, "mvae", 0), (1.0, "meme", 0), (1.0, "mvae", 1), (1.0, "meme", 1),
                      (1.0, "mmvae", 0), (1.0, "mmvae", 1), (0.5, "mvae", 0), (0.5, "meme", 0),
                      (0.5, "mvae", 1), (0.5, "meme", 1), (0.5, "mmvae", 0), (0.5, "mmvae", 1)]
+
 
 @pytest.mark.parametrize("name", list(MINIMUM_GRIDS))
 def test_the_minimum_grid_is_the_part_of_the_full_grid_the_issue_names(name):

@@ -99,7 +99,7 @@ class Captions(Experiment):
         return cell.method in MINIMUM["methods"] and cell.seed < MINIMUM["seeds"]
 
     def priority(self, cell: Cell) -> int:
-        """The minimum grid in the order its verdicts use it, since a cell takes most of an hour:
+        """The minimum grid in the order its verdicts use it (cells take 8–42 minutes each):
         0: MVAE and MEME at f = 1 (the paper's main comparison); 1: MMVAE at f = 1; 2: MVAE and MEME
         at f = 0.5; 3: MMVAE at f = 0.5 (no verdict compares it: the paper has MMVAE at f = 1 only);
         4: the rest."""
